@@ -1,0 +1,89 @@
+"""Contracts of the ingest layer: extractors, their results and the ingest report.
+
+An extractor turns one file into sources and segments with exact locators. Extractors
+live in a registry keyed by kind; a file whose extractor raises ``ExtractError`` (or
+anything else) is recorded in the ingest report with its reason, and ingest goes on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deepfolder.records import Segment, Source
+from deepfolder.settings import IngestSettings
+
+
+class ExtractError(Exception):
+    """A file could not be read; the message says why and what the user can do."""
+
+
+@dataclass(slots=True)
+class ExtractContext:
+    rel_path: str
+    """The file's path relative to the folder, with '/' separators (the source id)."""
+    sha256: str
+    size: int
+    settings: IngestSettings
+    work_dir: Path
+    """A scratch directory in the cache for this file (keyframes, unpacked ZIPs).
+    Never inside the user's folder."""
+    models: dict[str, str] = field(default_factory=dict)
+    """Extractors record the local models they used here: name -> version."""
+
+
+@dataclass(slots=True)
+class ExtractResult:
+    sources: list[Source]
+    segments: list[Segment]
+    warnings: list[str] = field(default_factory=list)
+
+
+Extractor = Callable[[Path, ExtractContext], ExtractResult]
+
+
+@dataclass(slots=True)
+class FileReport:
+    path: str
+    kind: str
+    status: str
+    """indexed | cached | failed | skipped"""
+    reason: str = ""
+    segments: int = 0
+    seconds: float = 0.0
+    sha256: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "kind": self.kind,
+            "status": self.status,
+            "reason": self.reason,
+            "segments": self.segments,
+            "seconds": round(self.seconds, 3),
+            "sha256": self.sha256,
+        }
+
+
+@dataclass(slots=True)
+class IngestReport:
+    folder: str
+    files: list[FileReport] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    models: dict[str, str] = field(default_factory=dict)
+    index_dir: str = ""
+
+    @property
+    def failures(self) -> list[FileReport]:
+        return [f for f in self.files if f.status == "failed"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "folder": self.folder,
+            "files": [f.to_dict() for f in self.files],
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
+            "models": self.models,
+            "index_dir": self.index_dir,
+        }

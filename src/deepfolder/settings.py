@@ -1,0 +1,270 @@
+"""One settings tree for deepfolder, with a description on every field.
+
+Settings come from (later wins): defaults → a named preset → the config file
+(``--config`` or ``$DEEPFOLDER_CONFIG`` or ``~/.config/deepfolder/config.json``) →
+environment variables (``DEEPFOLDER_MODEL``, ``DEEPFOLDER_BASE_URL``…) → CLI flags.
+API keys are never stored in settings: only the *name* of the environment variable that
+holds the key, so ``settings.json`` in a run directory is safe to share.
+
+``ingest_hash()`` identifies an index: change an ingest setting and a new index is built.
+``settings_hash()`` is written into every run's output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class ModelSettings(BaseModel):
+    model: str = Field(
+        "embedded",
+        description="Chat model as 'provider:model' (e.g. 'openai:gpt-4o-mini', "
+        "'deepseek:deepseek-chat', 'qwen:qwen-plus', 'ollama:qwen2.5:7b', "
+        "'vllm:Qwen/Qwen2.5-7B-Instruct'), 'embedded' for the local model carried in a "
+        "PyPI package, or 'fake:…' for the test models.",
+    )
+    base_url: str | None = Field(
+        None,
+        description="OpenAI-compatible base URL; default is the provider's public URL "
+        "(or http://127.0.0.1:8000/v1 for vllm/sglang/llamacpp, :11434/v1 for ollama).",
+    )
+    api_key_env: str | None = Field(
+        None,
+        description="Name of the environment variable holding the API key "
+        "(default: the provider's usual one, e.g. OPENAI_API_KEY, DEEPSEEK_API_KEY, "
+        "DASHSCOPE_API_KEY, or DEEPFOLDER_API_KEY).",
+    )
+    native_tools: bool | None = Field(
+        None,
+        description="Use native function calling; False uses the text <tool_call> "
+        "protocol; None decides from the provider.",
+    )
+    context_window: int | None = Field(
+        None, description="Model context window in tokens (None: the provider's known value)."
+    )
+    max_output_tokens: int = Field(4096, description="Upper bound on tokens per model reply.")
+    temperature: float = Field(0.3, description="Sampling temperature.")
+    timeout_s: float = Field(180.0, description="Timeout of one HTTP request, seconds.")
+    max_retries: int = Field(5, description="Retries on 429, 5xx and timeouts, with backoff.")
+    price_input_per_mtok: float | None = Field(
+        None, description="Price in USD per million input tokens (overrides the built-in table)."
+    )
+    price_output_per_mtok: float | None = Field(
+        None, description="Price in USD per million output tokens (overrides the table)."
+    )
+    vision_model: str | None = Field(
+        None, description="Vision-capable model as 'provider:model' for images and frames."
+    )
+    vision_base_url: str | None = Field(None, description="Base URL for the vision model.")
+    vision_api_key_env: str | None = Field(
+        None, description="Environment variable holding the vision model's key."
+    )
+
+
+class EmbeddedModelSettings(BaseModel):
+    name: Literal["qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b"] = Field(
+        "qwen2.5-coder-1.5b",
+        description="Which packaged GGUF to run in-process (see docs/benchmarks.md).",
+    )
+    n_threads: int | None = Field(
+        None, description="CPU threads for llama.cpp (None: number of cores, at most 4)."
+    )
+    n_ctx: int = Field(8192, description="Context window allocated for the embedded model.")
+    model_dir: str | None = Field(
+        None,
+        description="Where the joined GGUF is kept (default: the deepfolder cache directory).",
+    )
+
+
+class IngestSettings(BaseModel):
+    chunk_chars: int = Field(
+        400, description="Target chunk size in characters (CJK characters count one each)."
+    )
+    chunk_overlap: int = Field(60, description="Characters shared by consecutive chunks.")
+    max_file_mb: float = Field(512.0, description="Files larger than this are reported, not read.")
+    ocr: bool = Field(True, description="OCR images, scanned PDF pages and video keyframes.")
+    asr: bool = Field(True, description="Transcribe audio and the audio track of videos.")
+    asr_language: str | None = Field(
+        None, description="Force the speech language ('zh', 'en'); None detects it."
+    )
+    video_window_s: float = Field(30.0, description="Target length of a video/audio segment.")
+    workers: int | None = Field(
+        None, description="Processes for extraction (None: number of cores)."
+    )
+
+
+class RetrievalSettings(BaseModel):
+    backend: Literal["embedded", "qdrant"] = Field(
+        "embedded", description="Index backend: the on-disk embedded one, or a Qdrant server."
+    )
+    backend_url: str | None = Field(
+        None, description="URL of the distributed engine when backend is not 'embedded'."
+    )
+    dense: bool = Field(True, description="Use the multilingual dense embeddings.")
+    mode: Literal["hybrid", "lexical", "dense"] = Field(
+        "hybrid", description="Default search mode of the search tool."
+    )
+    k: int = Field(8, description="Default number of results of one search call.")
+    min_docs: int = Field(2, description="Diversity: at least this many distinct sources.")
+    max_per_doc: int = Field(3, description="Diversity: at most this many chunks per source.")
+    rrf_k: int = Field(60, description="Reciprocal rank fusion constant.")
+    result_token_budget: int = Field(
+        1500, description="Approximate token budget of one search tool observation."
+    )
+
+
+class AgentSettings(BaseModel):
+    policy: Literal["auto", "agent", "pipeline"] = Field(
+        "auto",
+        description="'agent': free tool loop; 'pipeline': code-driven section pipeline "
+        "(small models); 'auto': pipeline for embedded/small models, agent otherwise.",
+    )
+    max_turns: int = Field(24, description="Model turns before the agent must answer.")
+    max_input_tokens_per_run: int = Field(
+        400_000, description="Budget of input tokens for one run before it is cut short."
+    )
+    tool_result_keep_recent: int = Field(
+        4, description="Tool results kept whole; older ones are shortened first."
+    )
+    section_evidence: int = Field(
+        6, description="Pipeline policy: evidence items a section is written from."
+    )
+
+
+class ValidateSettings(BaseModel):
+    max_revisions: int = Field(2, description="Rounds of revision after validation.")
+    support_judge: Literal["auto", "model", "local"] = Field(
+        "auto",
+        description="Who checks that evidence supports a claim: the configured model, the "
+        "local lexical+embedding method, or auto (model when it is a remote one).",
+    )
+    support_threshold: float = Field(
+        0.35, description="Local support score at or above which a citation is 'supported'."
+    )
+    weak_threshold: float = Field(
+        0.2, description="Local support score at or above which a citation is 'weak'."
+    )
+
+
+class Settings(BaseModel):
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    embedded: EmbeddedModelSettings = Field(default_factory=EmbeddedModelSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    agent: AgentSettings = Field(default_factory=AgentSettings)
+    validate_: ValidateSettings = Field(default_factory=ValidateSettings, alias="validate")
+    cache_dir: str | None = Field(
+        None,
+        description="Index and model cache (default $DEEPFOLDER_CACHE or "
+        "~/.cache/deepfolder).",
+    )
+
+    model_config = {"populate_by_name": True}
+
+    def cache_path(self) -> Path:
+        base = self.cache_dir or os.environ.get("DEEPFOLDER_CACHE")
+        return Path(base).expanduser() if base else Path.home() / ".cache" / "deepfolder"
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+    def settings_hash(self) -> str:
+        return _digest(self.to_json_dict())
+
+    def ingest_hash(self) -> str:
+        """Identity of an index: everything that changes what ingest produces."""
+        return _digest(
+            {
+                "ingest": self.ingest.model_dump(mode="json", exclude={"workers"}),
+                "dense": self.retrieval.dense,
+                "backend": self.retrieval.backend,
+                "format": INDEX_FORMAT_VERSION,
+            }
+        )
+
+
+INDEX_FORMAT_VERSION = 1
+"""Bump when the on-disk index layout or an extractor's output changes."""
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "fast": {
+        "embedded": {"name": "qwen2.5-coder-0.5b"},
+        "ingest": {"asr": False},
+        "validate": {"max_revisions": 1},
+    },
+    "thorough": {"agent": {"max_turns": 40}, "validate": {"max_revisions": 3}},
+}
+
+
+def _digest(data: Any) -> str:
+    blob = json.dumps(data, sort_keys=True, ensure_ascii=False).encode("utf-8")
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
+    "DEEPFOLDER_MODEL": ("model", "model"),
+    "DEEPFOLDER_BASE_URL": ("model", "base_url"),
+    "DEEPFOLDER_API_KEY_ENV": ("model", "api_key_env"),
+    "DEEPFOLDER_VISION_MODEL": ("model", "vision_model"),
+    "DEEPFOLDER_VISION_BASE_URL": ("model", "vision_base_url"),
+    "DEEPFOLDER_THREADS": ("embedded", "n_threads"),
+    "DEEPFOLDER_EMBEDDED_MODEL": ("embedded", "name"),
+    "DEEPFOLDER_POLICY": ("agent", "policy"),
+}
+
+
+class SettingsError(ValueError):
+    pass
+
+
+def load_settings(
+    *,
+    preset: str = "default",
+    config_path: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
+) -> Settings:
+    env = os.environ if environ is None else environ
+    if preset not in PRESETS:
+        raise SettingsError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    data: dict[str, Any] = dict(PRESETS[preset])
+    path = config_path or env.get("DEEPFOLDER_CONFIG")
+    default_path = Path.home() / ".config" / "deepfolder" / "config.json"
+    if path is None and default_path.exists():
+        path = default_path
+    if path is not None:
+        cfg = Path(path).expanduser()
+        try:
+            data = _deep_merge(data, json.loads(cfg.read_text(encoding="utf-8")))
+        except FileNotFoundError as exc:
+            raise SettingsError(f"config file {cfg} does not exist") from exc
+        except json.JSONDecodeError as exc:
+            raise SettingsError(
+                f"config file {cfg} is not valid JSON (line {exc.lineno}): {exc.msg}"
+            ) from exc
+    for var, (section, key) in ENV_OVERRIDES.items():
+        if env.get(var):
+            data = _deep_merge(data, {section: {key: env[var]}})
+    if overrides:
+        data = _deep_merge(data, overrides)
+    try:
+        return Settings.model_validate(data)
+    except Exception as exc:  # pydantic's message names the field and the bad value
+        raise SettingsError(f"invalid settings: {exc}") from exc
