@@ -50,6 +50,8 @@ class ToolContext:
     settings: Settings
     folder: Path
     run_dir: Path | None = None
+    index_dir: Path | None = None
+    """The index cache directory: keyframes and other derived files live under it."""
     seen: dict[str, Evidence] = field(default_factory=dict)
     """Evidence returned to the model during this run, by id: the only citable ids."""
     created: dict[str, Evidence] = field(default_factory=dict)

@@ -1,0 +1,358 @@
+"""The pipeline policy: code drives the steps a small model cannot be trusted with.
+
+For the embedded 1.5B model (and any model that fails the agent policy):
+
+1. sections come from the request (or a grammar-constrained plan), with a length budget
+   each taken from the requested range;
+2. per section, the model proposes search queries under a JSON schema; code runs the
+   ``search`` tool (recorded like any tool call) and picks diverse evidence;
+3. the model writes only that section, only from that evidence, shown as numbered
+   excerpts; whatever ids or numbers it types are stripped;
+4. code attaches citations sentence by sentence from the evidence the section was
+   written from (the best-overlapping excerpt, above a threshold) — never from ids the
+   model typed;
+5. code checks the section's length and asks once for expansion, or trims;
+6. sections are assembled under the requested headings.
+
+Every function here is a generator of step records that returns its result, so the
+trace shows each model call and tool call of the pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Generator
+from dataclasses import dataclass, field
+
+from deepfolder.agent.loop import Conversation, call_model, execute_tool
+from deepfolder.llm.base import ChatModel, ToolCallRequest
+from deepfolder.records import Evidence, FinalAnswerStep, NoteStep, Step, ToolCallStep, ToolResultStep
+from deepfolder.tools.base import Tool, ToolContext
+from deepfolder.validate.constraints import RequestConstraints
+from deepfolder.validate.length import count_length
+
+StepGen = Generator[Step, None, "object"]
+
+TITLE_WORDS = ("标题", "题目", "title")
+REFERENCE_WORDS = ("参考资料", "参考文献", "参考来源", "信息来源", "references", "sources", "bibliography")
+QUERY_SCHEMA = {
+    "type": "object",
+    "properties": {"queries": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 3}},
+    "required": ["queries"],
+}
+PLAN_SCHEMA = {
+    "type": "object",
+    "properties": {"sections": {"type": "array", "items": {"type": "string"}, "minItems": 3, "maxItems": 6}},
+    "required": ["sections"],
+}
+
+
+@dataclass
+class SectionPlan:
+    label: str
+    title: str
+    budget: int
+    kind: str = "body"
+    """body | title | references"""
+
+    @property
+    def heading(self) -> str:
+        return f"{self.label}{self.title}".strip()
+
+
+@dataclass
+class SectionDraft:
+    plan: SectionPlan
+    text: str = ""
+    evidence: list[Evidence] = field(default_factory=list)
+
+
+@dataclass
+class PipelineState:
+    model: ChatModel
+    ctx: ToolContext
+    tools: dict[str, Tool]
+    request: str
+    constraints: RequestConstraints
+    language: str
+    conv: Conversation
+    drafts: list[SectionDraft] = field(default_factory=list)
+    used_ids: set[str] = field(default_factory=set)
+    turn: int = 0
+    max_tokens: int = 1024
+
+    @property
+    def zh(self) -> bool:
+        return self.language.startswith("zh")
+
+    @property
+    def unit(self) -> str:
+        return self.constraints.length.unit if self.constraints.length else ("字" if self.zh else "words")
+
+
+def report_title(request: str, language: str) -> str:
+    m = re.search(r"《([^》]{2,60})》", request)
+    if m:
+        return m.group(1)
+    m = re.search(r"(?:titled|entitled)\s+[\"“]([^\"”]{3,80})[\"”]", request, re.I)
+    if m:
+        return m.group(1)
+    return "研究报告" if language.startswith("zh") else "Research Report"
+
+
+def _section_kind(title: str) -> str:
+    low = title.lower()
+    if any(w in low for w in REFERENCE_WORDS):
+        return "references"
+    if any(w in low for w in TITLE_WORDS) and len(title) <= 12:
+        return "title"
+    return "body"
+
+
+def target_total(c: RequestConstraints, language: str) -> int:
+    if c.length is None:
+        return 1500 if language.startswith("zh") else 1000
+    lo, hi = c.length.min, c.length.max
+    if lo is not None and hi is not None:
+        return round((lo + hi) / 2)
+    if lo is not None:
+        return round(lo * 1.15)
+    return round((hi or 1000) * 0.85)
+
+
+def plan_budgets(titles: list[tuple[str, str]], c: RequestConstraints, language: str) -> list[SectionPlan]:
+    plans = [SectionPlan(label, title, 0, _section_kind(title)) for label, title in titles]
+    body = [p for p in plans if p.kind == "body"]
+    total = target_total(c, language)
+    for p in body:
+        p.budget = max(60, total // max(1, len(body)))
+    return plans
+
+
+def plan_sections(state: PipelineState) -> Generator[Step, None, list[SectionPlan]]:
+    c = state.constraints
+    if c.sections:
+        return plan_budgets([(s.label, s.title) for s in c.sections], c, state.language)
+    prompt = (
+        f"为下面的写作要求列出3到5个报告章节标题（只输出JSON）。\n要求：{state.request}"
+        if state.zh
+        else f"List 3 to 5 section titles for this report (JSON only).\nRequest: {state.request}"
+    )
+    titles = yield from _json_call(state, prompt, PLAN_SCHEMA, "plan sections")
+    names = [t.strip() for t in (titles or {}).get("sections", []) if isinstance(t, str) and t.strip()]
+    if len(names) < 2:
+        names = ["引言", "主要发现", "分析与讨论", "结论"] if state.zh else [
+            "Introduction", "Findings", "Discussion", "Conclusion"]
+        yield NoteStep(turn=state.turn, message="section plan fell back to the default outline")
+    numbered = [(f"{i}. ", n) for i, n in enumerate(names[:6], 1)]
+    return plan_budgets(numbered, c, state.language)
+
+
+def _json_call(state: PipelineState, prompt: str, schema: dict, purpose: str) -> Generator[Step, None, dict | None]:
+    conv = Conversation(messages=[state.conv.messages[0], {"role": "user", "content": prompt}])
+    state.turn += 1
+    response, step = call_model(
+        state.model, conv, turn=state.turn, tools=None, keep_recent=2, max_tokens=200,
+        purpose=purpose, ctx=state.ctx, json_schema=schema, temperature=0.2,
+    )
+    yield step
+    text = (response.content or "").strip()
+    m = re.search(r"\{.*\}", text, re.S)
+    try:
+        data = json.loads(m.group(0) if m else text)
+        return data if isinstance(data, dict) else None
+    except json.JSONDecodeError:
+        yield NoteStep(turn=state.turn, message=f"{purpose}: model output was not JSON", level="warning")
+        return None
+
+
+def _topic_words(request: str) -> str:
+    title = re.search(r"《([^》]+)》", request)
+    return title.group(1) if title else request[:40]
+
+
+def gather_evidence(state: PipelineState, plan: SectionPlan, extra: int = 0) -> Generator[Step, None, list[Evidence]]:
+    topic = _topic_words(state.request)
+    prompt = (
+        f"报告主题：{topic}\n当前章节：{plan.title}\n请给出2个用于检索资料的中文搜索词组（只输出JSON）。"
+        if state.zh
+        else f"Report topic: {topic}\nSection: {plan.title}\nGive 2 search queries to find material (JSON only)."
+    )
+    proposed = yield from _json_call(state, prompt, QUERY_SCHEMA, f"queries for {plan.heading}")
+    queries = [q for q in (proposed or {}).get("queries", []) if isinstance(q, str) and q.strip()][:3]
+    base = f"{topic} {plan.title}"
+    call = ToolCallRequest(
+        id=f"pipeline-search-{state.turn}",
+        name="search",
+        arguments={"query": base, "more_queries": queries, "k": state.ctx.settings.agent.section_evidence + 6},
+    )
+    yield ToolCallStep(turn=state.turn, call_id=call.id, name=call.name, arguments=call.arguments)
+    output, internal = execute_tool(call, state.tools, state.ctx)
+    yield ToolResultStep(
+        turn=state.turn, call_id=call.id, name=call.name, content=output.text,
+        evidence_ids=[e.id for e in output.evidence], is_error=output.is_error,
+    )
+    if internal:
+        yield NoteStep(turn=state.turn, message=f"search failed: {internal}", level="error")
+    fresh = [e for e in output.evidence if e.id not in state.used_ids]
+    reused = [e for e in output.evidence if e.id in state.used_ids]
+    want = state.ctx.settings.agent.section_evidence + extra
+    chosen = (fresh + reused)[:want]
+    state.used_ids.update(e.id for e in chosen)
+    return chosen
+
+
+def _excerpt(ev: Evidence, chars: int) -> str:
+    text = " ".join(ev.segment.text.split())
+    return text if len(text) <= chars else text[:chars] + "…"
+
+
+def write_prompt(state: PipelineState, plan: SectionPlan, evidence: list[Evidence], budget: int, notes: list[str]) -> str:
+    items = "\n".join(
+        f"[{i}] （{ev.citation_label(state.language)}）{_excerpt(ev, 360)}" for i, ev in enumerate(evidence, 1)
+    )
+    style = "不要使用分点列表，写成连贯段落。" if state.constraints.no_bullets else ""
+    extra = ("\n修改要求：" + "；".join(notes)) if notes else ""
+    if state.zh:
+        return (
+            f"写作任务：{state.request}\n\n你现在只写其中一节：{plan.heading}\n"
+            f"要求：约{budget}字；正式书面语；只使用下面材料中的事实，不要编造数据；{style}"
+            f"不要写标题，不要写参考文献，不要写材料编号。{extra}\n\n材料：\n{items}\n\n请直接输出本节正文："
+        )
+    bullets = "Do not use bullet lists; write connected paragraphs. " if state.constraints.no_bullets else ""
+    extra_en = ("\nRevision notes: " + "; ".join(notes)) if notes else ""
+    return (
+        f"Task: {state.request}\n\nWrite only this section: {plan.heading}\n"
+        f"About {budget} words; formal; use only facts from the material below; {bullets}"
+        f"no heading, no references, no material numbers.{extra_en}\n\nMaterial:\n{items}\n\nSection text:"
+    )
+
+
+CLEAN_PATTERNS = [
+    re.compile(r"\[\s*(?:E[0-9a-fA-F]{0,12}|\d{1,2})(?:\s*[,，、]\s*(?:E[0-9a-fA-F]{0,12}|\d{1,2}))*\s*\]"),
+    re.compile(r"【[^】]{0,20}】"),
+    re.compile(r"（(?:材料|来源|见)?\s*\d{1,2}\s*）"),
+]
+
+
+def clean_section_text(text: str, plan: SectionPlan) -> str:
+    """Strip what the model must not decide: typed ids/numbers, headings, reference lists."""
+    lines = []
+    for line in text.strip().splitlines():
+        bare = line.strip().lstrip("#").strip().strip("*").strip()
+        if line.lstrip().startswith("#") or bare in {plan.title, plan.heading}:
+            continue
+        if any(bare.startswith(w) for w in ("参考文献", "参考资料", "References")):
+            break
+        lines.append(line.rstrip())
+    out = "\n".join(lines).strip()
+    for pattern in CLEAN_PATTERNS:
+        out = pattern.sub("", out)
+    return re.sub(r"\n{3,}", "\n\n", out)
+
+
+_SENTENCE_RE = re.compile(r"[^。！？!?；\n]+[。！？!?；]?|[^.!?\n]+[.!?](?=\s|$)")
+
+
+def _grams(text: str) -> set[str]:
+    cjk = [ch for ch in text if "\u4e00" <= ch <= "\u9fff"]
+    grams = {a + b for a, b in zip(cjk, cjk[1:], strict=False)}
+    grams.update(w for w in re.findall(r"[a-z0-9]{3,}", text.lower()))
+    grams.update(re.findall(r"\d+(?:\.\d+)?%?", text))
+    return grams
+
+
+def attach_citations(text: str, evidence: list[Evidence], threshold: float = 0.18) -> str:
+    """Append ``[E…]`` to each sentence that overlaps an excerpt enough; code decides."""
+    if not evidence:
+        return text
+    ev_grams = [(ev, _grams(ev.segment.text)) for ev in evidence]
+    out_lines = []
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith(("#", "|", "!")):
+            out_lines.append(line)
+            continue
+        pieces = []
+        for m in _SENTENCE_RE.finditer(line):
+            sentence = m.group(0)
+            grams = _grams(sentence)
+            best, score = None, 0.0
+            if len(grams) >= 4:
+                for ev, eg in ev_grams:
+                    s = len(grams & eg) / len(grams)
+                    if s > score:
+                        best, score = ev, s
+            if best is not None and score >= threshold:
+                stripped = sentence.rstrip()
+                end = stripped[-1] if stripped and stripped[-1] in "。！？!?；.;" else ""
+                core = stripped[:-1] if end else stripped
+                sentence = f"{core}[{best.id}]{end}" + sentence[len(stripped):]
+            pieces.append(sentence)
+        out_lines.append("".join(pieces))
+    return "\n".join(out_lines)
+
+
+def trim_to(text: str, budget: int, unit: str) -> str:
+    sentences = [m.group(0) for m in _SENTENCE_RE.finditer(text)]
+    while len(sentences) > 1 and count_length("".join(sentences), unit) > budget:
+        sentences.pop()
+    return "".join(sentences).strip()
+
+
+def write_section(
+    state: PipelineState, plan: SectionPlan, notes: list[str] | None = None, extra_evidence: int = 0
+) -> Generator[Step, None, SectionDraft]:
+    draft = SectionDraft(plan)
+    if plan.kind == "title":
+        draft.text = f"**{report_title(state.request, state.language)}**"
+        return draft
+    if plan.kind == "references":
+        return draft
+    evidence = yield from gather_evidence(state, plan, extra_evidence)
+    draft.evidence = evidence
+    if not evidence:
+        msg = "（未在资料中检索到本节的相关证据。）" if state.zh else "(No evidence for this section was found in the folder.)"
+        draft.text = msg
+        yield NoteStep(turn=state.turn, message=f"no evidence for {plan.heading}", level="warning")
+        return draft
+    budget = plan.budget
+    text = ""
+    for attempt in range(2):
+        prompt = write_prompt(state, plan, evidence, budget, list(notes or []))
+        if attempt:
+            have = count_length(text, state.unit)
+            prompt += (f"\n\n上一稿只有{have}字，太短。请扩写到约{budget}字，补充材料中的具体事实。\n上一稿：{text}"
+                       if state.zh else f"\n\nThe previous draft had only {have} words. Expand it to about {budget} words with more facts from the material.\nPrevious draft: {text}")
+        conv = Conversation(messages=[state.conv.messages[0], {"role": "user", "content": prompt}])
+        state.turn += 1
+        tokens = min(state.max_tokens, int(budget * (1.2 if state.zh else 2.0)) + 200)
+        response, step = call_model(state.model, conv, turn=state.turn, tools=None, keep_recent=2,
+                                    max_tokens=tokens, purpose=f"write {plan.heading}", ctx=state.ctx)
+        yield step
+        text = clean_section_text(response.content or "", plan)
+        if count_length(text, state.unit) >= 0.6 * budget:
+            break
+    if count_length(text, state.unit) > 1.5 * budget:
+        text = trim_to(text, int(1.2 * budget), state.unit)
+    draft.text = attach_citations(text, evidence)
+    return draft
+
+
+def assemble(state: PipelineState) -> str:
+    title = report_title(state.request, state.language)
+    parts = [f"# {title}", ""]
+    for d in state.drafts:
+        parts += [f"## {d.plan.heading}", ""]
+        if d.text:
+            parts += [d.text, ""]
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def run_pipeline(state: PipelineState) -> Generator[Step, None, None]:
+    plans = yield from plan_sections(state)
+    yield NoteStep(turn=state.turn, message="plan: " + " | ".join(f"{p.heading} ({p.budget})" for p in plans))
+    for plan in plans:
+        draft = yield from write_section(state, plan)
+        state.drafts.append(draft)
+    yield FinalAnswerStep(turn=state.turn, text=assemble(state))

@@ -1,0 +1,258 @@
+"""The ``deepfolder`` command line. ``main(argv) -> int`` is tested in-process."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from deepfolder import __version__
+
+EPILOG = """\
+Models: with nothing configured, deepfolder runs an embedded local model (Qwen2.5-Coder
+1.5B Instruct, carried in PyPI packages) on the CPU. To use an endpoint, pass
+--model provider:model (openai, deepseek, qwen, vllm, sglang, ollama, llamacpp,
+openrouter, custom) and set its key, e.g. OPENAI_API_KEY, DEEPSEEK_API_KEY,
+DASHSCOPE_API_KEY or DEEPFOLDER_API_KEY; --base-url for self-hosted servers.
+Settings can also come from a JSON config file (--config, $DEEPFOLDER_CONFIG or
+~/.config/deepfolder/config.json) and DEEPFOLDER_* environment variables.
+"""
+
+
+def _add_settings_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("settings")
+    g.add_argument("--config", type=Path, help="JSON settings file (see docs/settings.md)")
+    g.add_argument("--preset", default="default", help="named preset: default, fast, thorough")
+    g.add_argument("--cache-dir", help="index and model cache (default ~/.cache/deepfolder)")
+    g.add_argument("--no-dense", action="store_true", help="lexical search only (no embeddings)")
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--model", help="'provider:model' or 'embedded' (default: embedded)")
+    g.add_argument("--base-url", help="OpenAI-compatible base URL for the model")
+    g.add_argument("--api-key-env", help="environment variable holding the API key")
+    g.add_argument("--vision-model", help="'provider:model' of a vision-capable model")
+    g.add_argument("--threads", type=int, help="CPU threads for the embedded model")
+    g.add_argument(
+        "--embedded-model",
+        choices=["qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b"],
+        help="which packaged local model to run",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="deepfolder",
+        description="Research over a local folder: index it, let an LLM agent search and read "
+        "it, write a cited report, and check every citation and constraint.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"deepfolder {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run",
+        help="write a cited report on a folder for a request",
+        description="Index FOLDER, research REQUEST with the agent (or the section pipeline "
+        "for small local models), validate and revise, and write the run directory: "
+        "report.md, report.html, report.original.md, comparison.txt, validation.json, "
+        "trace.jsonl, turns.txt, usage.json, settings.json, evidence.jsonl.",
+    )
+    run.add_argument("folder", type=Path, help="folder of materials (never written to)")
+    run.add_argument(
+        "request",
+        nargs="?",
+        help="the request; default: FOLDER/query.txt, or the entry for FOLDER's name in a "
+        "query.jsonl beside FOLDER",
+    )
+    run.add_argument("--out", type=Path, help="run directory (default runs/<folder>-<time>/)")
+    run.add_argument("--policy", choices=["auto", "agent", "pipeline"], help="agent loop or pipeline")
+    run.add_argument("--max-turns", type=int, help="model turns before the agent must answer")
+    run.add_argument("--max-revisions", type=int, help="validation/revision rounds")
+    run.add_argument("--strict", action="store_true", help="exit 1 when validation still fails")
+    _add_model_args(run)
+    _add_settings_args(run)
+
+    ingest = sub.add_parser(
+        "ingest",
+        help="build or refresh the index of a folder (incremental)",
+        description="Scan, extract and index FOLDER into the cache; unchanged files are not "
+        "re-processed. Prints files by kind, passages, failures and time per phase.",
+    )
+    ingest.add_argument("folder", type=Path)
+    _add_settings_args(ingest)
+
+    search = sub.add_parser(
+        "search",
+        help="search a folder the way the agent's search tool does",
+        description="Ingest FOLDER if needed, then print what the agent's search tool returns.",
+    )
+    search.add_argument("folder", type=Path)
+    search.add_argument("query")
+    search.add_argument("-k", type=int, default=8, help="number of results")
+    search.add_argument("--mode", choices=["hybrid", "lexical", "dense"], help="search mode")
+    search.add_argument("--source", action="append", help="only this source (repeatable)")
+    _add_settings_args(search)
+
+    check = sub.add_parser(
+        "check",
+        help="re-run the validator on a finished run (or a bare report file)",
+        description="Validate RUN_DIR/report.md (or a report file given with --request) and "
+        "write validation.json beside it. Exits 1 when any check fails.",
+    )
+    check.add_argument("path", type=Path, help="a run directory, or a report file with --request")
+    check.add_argument("--request", help="the request (default: the run's request.txt)")
+
+    ev = sub.add_parser("eval", help="built-in evaluations", description="Built-in evaluations.")
+    ev_sub = ev.add_subparsers(dest="eval_command", metavar="WHAT")
+    er = ev_sub.add_parser(
+        "retrieval",
+        help="recall@k / MRR / latency of search on SQuAD/CMRC-format data",
+        description="Each passage of DATA becomes a document chunked by the normal chunker; "
+        "a question is found at rank k when a result at rank <= k comes from its passage and "
+        "contains a gold answer.",
+    )
+    er.add_argument("data", type=Path, help="SQuAD/CMRC-format JSON")
+    er.add_argument("--distractors", type=Path, nargs="*", default=[], help="distractor files or folders")
+    er.add_argument("--modes", default="lexical,dense,hybrid", help="comma-separated modes")
+    er.add_argument("--limit", type=int, help="only the first N questions")
+    _add_settings_args(er)
+    return parser
+
+
+def _settings_from(args: argparse.Namespace) -> Any:
+    from deepfolder.settings import load_settings
+
+    overrides: dict[str, Any] = {}
+
+    def put(section: str, key: str, value: Any) -> None:
+        if value is not None:
+            overrides.setdefault(section, {})[key] = value
+
+    put("model", "model", getattr(args, "model", None))
+    put("model", "base_url", getattr(args, "base_url", None))
+    put("model", "api_key_env", getattr(args, "api_key_env", None))
+    put("model", "vision_model", getattr(args, "vision_model", None))
+    put("embedded", "n_threads", getattr(args, "threads", None))
+    put("embedded", "name", getattr(args, "embedded_model", None))
+    put("agent", "policy", getattr(args, "policy", None))
+    put("agent", "max_turns", getattr(args, "max_turns", None))
+    put("validate", "max_revisions", getattr(args, "max_revisions", None))
+    if getattr(args, "no_dense", False):
+        put("retrieval", "dense", False)
+    if getattr(args, "cache_dir", None):
+        overrides["cache_dir"] = args.cache_dir
+    return load_settings(preset=args.preset, config_path=args.config, overrides=overrides)
+
+
+def _cmd_run(args: argparse.Namespace, console: Console) -> int:
+    from deepfolder.runner.run import run_task
+
+    result = run_task(args.folder, args.request, _settings_from(args), out=args.out, console=console)
+    console.print(f"\n[bold green]report:[/] {result.report_path}")
+    if result.failures:
+        console.print(f"[yellow]{len(result.failures)} check(s) still failing[/] (validation.json):")
+        for failure in result.failures[:10]:
+            console.print(f"  - {failure}")
+    else:
+        console.print("[green]all checks passed[/]")
+    if result.cut_short:
+        console.print("[yellow]the run was cut short; see turns.txt[/]")
+    return 1 if args.strict and result.failures else 0
+
+
+def _open_corpus(args: argparse.Namespace, console: Console) -> Any:
+    from deepfolder.ingest import ingest_folder
+    from deepfolder.runner.progress import ingest_progress
+
+    if not args.folder.is_dir():
+        raise _UserError(f"{args.folder} is not a folder")
+    settings = _settings_from(args)
+    with ingest_progress(console) as progress:
+        return ingest_folder(args.folder, settings, progress=progress), settings
+
+
+def _cmd_ingest(args: argparse.Namespace, console: Console) -> int:
+    from deepfolder.ingest import format_ingest_table
+
+    corpus, _ = _open_corpus(args, console)
+    console.print(format_ingest_table(corpus.report))
+    console.print(f"index: {corpus.index_dir} ({corpus.index.count()} passages)")
+    return 0
+
+
+def _cmd_search(args: argparse.Namespace, console: Console) -> int:
+    from deepfolder.tools.base import ToolContext
+    from deepfolder.tools.core import search
+
+    corpus, settings = _open_corpus(args, console)
+    ctx = ToolContext(index=corpus.index, settings=settings, folder=args.folder, index_dir=corpus.index_dir)
+    arguments: dict[str, Any] = {"query": args.query, "k": args.k}
+    if args.mode:
+        arguments["mode"] = args.mode
+    if args.source:
+        arguments["sources"] = args.source
+    out = search(ctx, arguments)
+    console.print(out.text, markup=False, highlight=False)
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace, console: Console) -> int:
+    from deepfolder.validate.command import check_run_dir
+
+    _, code = check_run_dir(args.path, args.request, console=console)
+    return code
+
+
+def _cmd_eval(args: argparse.Namespace, console: Console) -> int:
+    if args.eval_command != "retrieval":
+        raise _UserError("say what to evaluate: deepfolder eval retrieval DATA.json")
+    from deepfolder.eval.retrieval import eval_retrieval_command
+
+    return int(eval_retrieval_command(args, _settings_from(args), console) or 0)
+
+
+class _UserError(Exception):
+    pass
+
+
+COMMANDS = {
+    "run": _cmd_run,
+    "ingest": _cmd_ingest,
+    "search": _cmd_search,
+    "check": _cmd_check,
+    "eval": _cmd_eval,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    console = Console(stderr=True)
+    from deepfolder.llm.base import ModelConfigError, ModelError
+    from deepfolder.runner.request import RunSetupError
+    from deepfolder.settings import SettingsError
+
+    try:
+        return COMMANDS[args.command](args, console)
+    except (_UserError, RunSetupError, SettingsError, ModelConfigError, FileNotFoundError) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return 2
+    except ModelError as exc:
+        console.print(f"[red]model error:[/] {exc}")
+        return 3
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

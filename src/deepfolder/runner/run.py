@@ -1,0 +1,235 @@
+"""``deepfolder run``: folder + request → checked, cited report and a full record.
+
+Order of work: resolve the request → choose the run directory (never inside the input
+folder) → ingest (cached) → model → tools → agent or pipeline policy → render →
+validate ⇄ revise → write every output file.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from deepfolder.agent.loop import Conversation, run_agent
+from deepfolder.agent.pipeline import PipelineState, run_pipeline
+from deepfolder.agent.prompts import AGENT_SYSTEM, TASK_TEMPLATE, describe_constraints, language_name
+from deepfolder.llm.base import ChatModel
+from deepfolder.records import Evidence, FinalAnswerStep, NoteStep, TaskStep
+from deepfolder.report.render import finalize_markdown, markdown_to_html, title_of
+from deepfolder.runner.outputs import comparison_text, write_evidence, write_json, write_text
+from deepfolder.runner.request import choose_run_dir, resolve_request
+from deepfolder.runner.revision import Revisor
+from deepfolder.settings import Settings
+from deepfolder.tools.base import Tool, ToolContext
+from deepfolder.trace.recorder import RunRecorder
+from deepfolder.validate.constraints import parse_request
+from deepfolder.validate.length import count_length
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    report_path: Path
+    passed: bool
+    failures: list[str]
+    cut_short: bool
+
+
+def available_tools(ctx: ToolContext) -> list[Tool]:
+    """The core tools plus every optional tool whose parts are installed."""
+    from deepfolder.tools.core import CORE_TOOLS
+
+    tools = list(CORE_TOOLS)
+    optional = [
+        ("deepfolder.tools.python", "run_python"),
+        ("deepfolder.tools.image", "inspect_image"),
+        ("deepfolder.tools.media", "transcript"),
+        ("deepfolder.tools.video", "inspect_video"),
+    ]
+    import importlib
+
+    kinds = {s.kind for s in ctx.index.sources()}
+    for module, name in optional:
+        if name == "run_python" and not ctx.data_files:
+            continue
+        if name == "inspect_image" and "image" not in kinds:
+            continue
+        if name in ("transcript",) and not kinds & {"audio", "video"}:
+            continue
+        if name == "inspect_video" and "video" not in kinds:
+            continue
+        try:
+            tools.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            continue
+    return tools
+
+
+def choose_policy(settings: Settings, model: ChatModel) -> str:
+    if settings.agent.policy != "auto":
+        return settings.agent.policy
+    return "pipeline" if model.is_local else "agent"
+
+
+def run_task(
+    folder: Path,
+    request: str | None,
+    settings: Settings,
+    *,
+    out: Path | None = None,
+    model: ChatModel | None = None,
+    console: Console | None = None,
+) -> RunResult:
+    console = console or Console(stderr=True)
+    folder = folder.expanduser()
+    if not folder.is_dir():
+        from deepfolder.runner.request import RunSetupError
+
+        raise RunSetupError(f"{folder} is not a folder; give the folder that holds the materials")
+    request_text, request_origin = resolve_request(folder, request)
+    run_dir = choose_run_dir(folder, out)
+    write_text(run_dir / "request.txt", request_text + "\n")
+    write_json(
+        run_dir / "settings.json",
+        {"settings": settings.to_json_dict(), "settings_hash": settings.settings_hash(),
+         "ingest_hash": settings.ingest_hash(), "request_from": request_origin},
+    )
+    console.print(f"[bold]deepfolder run[/] {folder} → {run_dir}")
+
+    from deepfolder.ingest import ingest_folder
+    from deepfolder.runner.progress import ingest_progress
+
+    started = time.time()
+    with ingest_progress(console) as progress:
+        corpus = ingest_folder(folder, settings, progress=progress)
+    write_json(run_dir / "ingest_report.json", corpus.report.to_dict())
+    failed = corpus.report.failures
+    console.print(
+        f"indexed {len(corpus.report.files) - len(failed)} file(s), {corpus.index.count()} passages "
+        f"in {time.time() - started:.1f}s" + (f"; {len(failed)} failed (see ingest_report.json)" if failed else "")
+    )
+
+    if model is None:
+        from deepfolder.llm.registry import create_chat_model
+
+        model = create_chat_model(settings)
+    constraints = parse_request(request_text)
+    language = constraints.language
+    ctx = ToolContext(
+        index=corpus.index,
+        settings=settings,
+        folder=folder,
+        run_dir=run_dir,
+        index_dir=corpus.index_dir,
+        data_files=list(corpus.data_files),
+        services={"language": language},
+    )
+    vision = _vision_model(settings)
+    if vision is not None:
+        ctx.services["vision"] = vision
+    tools = available_tools(ctx)
+    policy = choose_policy(settings, model)
+
+    recorder = RunRecorder(run_dir, console=console, price=_pricer(settings))
+    try:
+        summary = corpus.summary()
+        system = AGENT_SYSTEM.format(
+            language_name=language_name(language), constraints=describe_constraints(constraints)
+        )
+        conv = Conversation(
+            messages=[
+                {"role": "system", "content": system},
+                {"role": "user", "content": TASK_TEMPLATE.format(request=request_text, summary=summary)},
+            ]
+        )
+        recorder.record(TaskStep(turn=0, request=request_text, folder_summary=summary, policy=policy))
+        recorder.milestone(f"{policy} policy with {model.name}; tools: {', '.join(t.name for t in tools)}")
+        state = PipelineState(
+            model=model, ctx=ctx, tools={t.name: t for t in tools}, request=request_text,
+            constraints=constraints, language=language, conv=conv,
+            max_tokens=min(settings.model.max_output_tokens, 2048),
+        )
+        if policy == "pipeline":
+            steps = run_pipeline(state)
+        else:
+            steps = run_agent(
+                model, tools, ctx, conv,
+                max_turns=settings.agent.max_turns,
+                max_input_tokens=settings.agent.max_input_tokens_per_run,
+                keep_recent=settings.agent.tool_result_keep_recent,
+                max_tokens=settings.model.max_output_tokens,
+            )
+        final: FinalAnswerStep | None = None
+        for step in steps:
+            recorder.record(step)
+            if isinstance(step, FinalAnswerStep):
+                final = step
+        if final is None:
+            final = FinalAnswerStep(turn=recorder.turn, text="", cut_short=True, reason="no answer")
+            recorder.record(final)
+        recorder.milestone(f"draft written ({len(final.text)} characters); validating")
+
+        def citable(eid: str) -> Evidence | None:
+            return ctx.seen.get(eid) or ctx.created.get(eid)
+
+        original_md, _ = finalize_markdown(final.text, citable, language, constraints.reference_section)
+        write_text(run_dir / "report.original.md", original_md)
+
+        revisor = Revisor(
+            state=state, policy=policy, recorder=recorder, citable=citable, run_dir=run_dir,
+            judge=_judge(settings, model), settings=settings,
+        )
+        final_raw, validation = revisor.validate_and_revise(final.text)
+        final_md, rendered = finalize_markdown(final_raw, citable, language, constraints.reference_section)
+        if rendered.dropped:
+            recorder.record(NoteStep(
+                turn=recorder.turn, level="warning",
+                message=f"removed {len(rendered.dropped)} citation(s) to ids never returned in this run: "
+                + ", ".join(sorted(set(rendered.dropped))[:10]),
+            ))
+        write_text(run_dir / "report.md", final_md)
+        title = title_of(final_md, "deepfolder report")
+        write_text(run_dir / "report.html", markdown_to_html(final_md, title=title, base_dir=run_dir, language=language))
+        unit = constraints.length.unit if constraints.length else ("字" if language == "zh" else "words")
+        write_text(run_dir / "comparison.txt",
+                   comparison_text(original_md, final_md, lambda t: f"{count_length(t, unit)} {unit}"))
+        write_evidence(run_dir / "evidence.jsonl", ctx.seen, ctx.created)
+        write_json(run_dir / "validation.json", validation.to_dict())
+        failures = list(validation.failures)
+        recorder.append_turns_block(
+            "Validation (final)",
+            ["all checks passed"] if not failures else failures,
+        )
+        if final.cut_short:
+            recorder.append_turns_block("Run cut short", [final.reason])
+    finally:
+        recorder.close()
+    report_path = run_dir / ("report.html" if constraints.format == "html" else "report.md")
+    return RunResult(run_dir, report_path, not failures, failures, final.cut_short)
+
+
+def _pricer(settings: Settings) -> Any:
+    try:
+        from deepfolder.llm.pricing import cost_of
+    except ImportError:
+        return None
+    return lambda model_name, usage: cost_of(model_name, usage, settings)
+
+
+def _vision_model(settings: Settings) -> ChatModel | None:
+    if not settings.model.vision_model:
+        return None
+    from deepfolder.llm.registry import create_vision_model
+
+    return create_vision_model(settings)
+
+
+def _judge(settings: Settings, model: ChatModel) -> ChatModel | None:
+    mode = settings.validate_.support_judge
+    if mode == "model" or (mode == "auto" and not model.is_local):
+        return model
+    return None

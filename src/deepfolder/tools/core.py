@@ -1,0 +1,283 @@
+"""The agent's core tools: search, read, list_sources, count_length.
+
+Every observation is compact (a token budget per call), shows evidence ids the model
+may cite, and ends with one status line. Evidence shown here becomes citable in the run.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Literal
+
+from deepfolder.index.base import SearchFilter, SearchOptions
+from deepfolder.records import Evidence, Segment, Source
+from deepfolder.tools.base import ToolArgumentError, ToolContext, ToolOutput, tool
+
+SNIPPET_CHARS = 240
+
+
+def _approx_tokens(text: str) -> int:
+    cjk = sum(1 for ch in text if "\u3400" <= ch <= "\u9fff")
+    return cjk + (len(text) - cjk) // 4 + 1
+
+
+def _one_line(text: str, limit: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+def resolve_source_names(ctx: ToolContext, names: list[str]) -> tuple[str, ...]:
+    """Map what the model wrote (an id, a file name, a collection name, a title) to
+    source ids or id prefixes the index filter understands."""
+    sources = ctx.index.sources()
+    out: list[str] = []
+    for raw in names:
+        name = raw.strip().strip("\"'")
+        if not name:
+            continue
+        matches = [
+            s.id for s in sources if name in (s.id, s.path, s.display_name) and s.kind != "article"
+        ]
+        collection = [s for s in sources if s.kind == "article" and name in (s.path, s.display_name)]
+        if collection:
+            matches.append(collection[0].path + "#")
+        if not matches:
+            matches = [s.id for s in sources if s.kind == "article" and s.title == name]
+        if not matches:
+            matches = [s.id for s in sources if name.lower() in s.display_name.lower()][:20]
+        if not matches:
+            known = ", ".join(sorted({s.path for s in sources})[:15])
+            raise ToolArgumentError(
+                f"no source named {name!r}; call list_sources() to see them. Known files: {known}"
+            )
+        out.extend(matches)
+    return tuple(dict.fromkeys(out))
+
+
+def format_hits(ctx: ToolContext, hits: list[Evidence], budget_tokens: int, language: str) -> str:
+    lines: list[str] = []
+    used = 0
+    for n, ev in enumerate(hits, 1):
+        entry = (
+            f"{n}. [{ev.id}] {ev.citation_label(language)} (score {ev.score:.3f})\n"
+            f"   {_one_line(ev.segment.text, SNIPPET_CHARS)}"
+        )
+        cost = _approx_tokens(entry)
+        if used + cost > budget_tokens and lines:
+            lines.append(f"… {len(hits) - n + 1} more results cut to fit the budget; refine the query.")
+            break
+        lines.append(entry)
+        used += cost
+    return "\n".join(lines)
+
+
+@tool
+def search(
+    ctx: ToolContext,
+    query: str,
+    k: int = 8,
+    sources: list[str] | None = None,
+    more_queries: list[str] | None = None,
+    mode: Literal["hybrid", "lexical", "dense"] | None = None,
+) -> ToolOutput:
+    """Search every source of the folder (files, pages, slides, sheets, transcripts and
+    web-page collections) and return the best passages with their evidence ids.
+    Cite a passage by writing its id in square brackets, e.g. [E1a2b3c4d].
+
+    Args:
+        query: What to look for, in the language of the material (Chinese or English).
+        k: How many passages to return (1-20).
+        sources: Only search these sources: file names, collection file names, or ids
+            from list_sources().
+        more_queries: Further phrasings of the same need; results are merged and
+            de-duplicated.
+        mode: hybrid (default), lexical (exact words) or dense (meaning).
+    """
+    if not query.strip():
+        raise ToolArgumentError("search(): query is empty; say what to look for.")
+    k = max(1, min(int(k), 20))
+    rs = ctx.settings.retrieval
+    flt = SearchFilter(source_ids=resolve_source_names(ctx, sources or []))
+    options = SearchOptions(
+        k=k,
+        mode=mode or rs.mode,
+        filter=flt,
+        min_docs=min(rs.min_docs, k),
+        max_per_doc=rs.max_per_doc,
+    )
+    merged: dict[str, Evidence] = {}
+    for q in [query, *(more_queries or [])]:
+        if not q.strip():
+            continue
+        for ev in ctx.index.search(q, options):
+            best = merged.get(ev.id)
+            if best is None or ev.score > best.score:
+                merged[ev.id] = ev
+    hits = sorted(merged.values(), key=lambda e: e.score, reverse=True)[:k]
+    ctx.remember(hits)
+    language = ctx.services.get("language", "en")
+    if not hits:
+        text = f"No passages found for {query!r}. Try other words, or list_sources()."
+    else:
+        text = format_hits(ctx, hits, rs.result_token_budget, language)
+    return ToolOutput(text=f"{text}\n{ctx.status_line()}", evidence=hits)
+
+
+def _window(segments: list[Segment], pivot: int, around: int) -> list[Segment]:
+    lo, hi = max(0, pivot - around), min(len(segments), pivot + around + 1)
+    return segments[lo:hi]
+
+
+def _matches(seg: Segment, page, slide, chunk, start, end, row) -> bool:  # type: ignore[no-untyped-def]
+    loc = seg.locator
+    if page is not None and loc.page != page:
+        return False
+    if slide is not None and loc.slide != slide:
+        return False
+    if chunk is not None and loc.chunk != chunk:
+        return False
+    if row is not None and (loc.rows is None or not loc.rows[0] <= row <= loc.rows[1]):
+        return False
+    if start is not None or end is not None:
+        if loc.start is None:
+            return False
+        lo = start if start is not None else float("-inf")
+        hi = end if end is not None else float("inf")
+        seg_end = loc.end if loc.end is not None else loc.start
+        if seg_end < lo or loc.start > hi:
+            return False
+    return True
+
+
+@tool
+def read(
+    ctx: ToolContext,
+    evidence_id: str | None = None,
+    source: str | None = None,
+    page: int | None = None,
+    slide: int | None = None,
+    chunk: int | None = None,
+    start: float | None = None,
+    end: float | None = None,
+    row: int | None = None,
+    around: int = 1,
+) -> ToolOutput:
+    """Read a passage in full with its neighbours, or a place in a source: a PDF page, a
+    slide, an article chunk, a time window of audio/video (seconds), or a spreadsheet row.
+    Give either evidence_id (from search results) or source plus a place.
+
+    Args:
+        evidence_id: An id from search results, e.g. E1a2b3c4d.
+        source: A file name or source id from list_sources().
+        page: PDF page number (1-based).
+        slide: Slide number (1-based).
+        chunk: Chunk number inside an article or file (1-based).
+        start: Start of a time window in seconds.
+        end: End of a time window in seconds.
+        row: A spreadsheet row number (header is row 1).
+        around: How many neighbouring passages to include on each side (0-3).
+    """
+    around = max(0, min(int(around), 3))
+    language = ctx.services.get("language", "en")
+    if evidence_id:
+        ev = ctx.resolve(evidence_id.strip().strip("[]"))
+        if ev is None:
+            raise ToolArgumentError(
+                f"unknown evidence id {evidence_id!r}: use an id exactly as shown in search "
+                "results (E followed by 8 hex digits)."
+            )
+        segments = ctx.index.segments_of(ev.source.id) or [ev.segment]
+        pivot = next((i for i, s in enumerate(segments) if s.id == ev.id), 0)
+        chosen, src = _window(segments, pivot, around), ev.source
+    elif source:
+        ids = resolve_source_names(ctx, [source])
+        src_opt = ctx.index.source(ids[0].rstrip("#"))
+        if src_opt is None:
+            raise ToolArgumentError(f"{source!r} is a collection; name one article or search it.")
+        src = src_opt
+        segments = ctx.index.segments_of(src.id)
+        chosen = [s for s in segments if _matches(s, page, slide, chunk, start, end, row)]
+        if not chosen:
+            raise ToolArgumentError(_no_place_message(src, segments, language))
+        if len(chosen) == 1 and around:
+            pivot = segments.index(chosen[0])
+            chosen = _window(segments, pivot, around)
+    else:
+        raise ToolArgumentError("read(): give evidence_id, or source plus page/slide/chunk/start/row.")
+    evidence = [Evidence(seg, src) for seg in chosen]
+    budget = ctx.settings.retrieval.result_token_budget * 2
+    parts, used = [], 0
+    for ev in evidence:
+        block = f"[{ev.id}] {ev.citation_label(language)}\n{ev.segment.text.strip()}"
+        if used + _approx_tokens(block) > budget and parts:
+            parts.append("… further passages cut to fit the budget; read them by id.")
+            break
+        parts.append(block)
+        used += _approx_tokens(block)
+    shown = evidence[: len([p for p in parts if p.startswith("[E")])]
+    ctx.remember(shown)
+    return ToolOutput(text="\n\n".join(parts) + f"\n{ctx.status_line()}", evidence=shown)
+
+
+def _no_place_message(src: Source, segments: list[Segment], language: str) -> str:
+    places = sorted({s.locator.label(language) for s in segments if s.locator.label(language)})
+    sample = ", ".join(places[:12]) + (" …" if len(places) > 12 else "")
+    return f"nothing at that place in {src.display_name}; it has: {sample or 'no located passages'}"
+
+
+@tool
+def list_sources(ctx: ToolContext, kind: str | None = None, offset: int = 0) -> ToolOutput:
+    """List the folder's sources: files with their kind and size in pages/slides/rows/
+    seconds, and article collections with their number of articles and sample titles.
+
+    Args:
+        kind: Only this kind (pdf, docx, pptx, sheet, image, audio, video, text, article…).
+        offset: Skip this many entries (the list is paginated).
+    """
+    sources = [s for s in ctx.index.sources() if kind is None or s.kind == kind]
+    collections: dict[str, list[Source]] = {}
+    files: list[Source] = []
+    for s in sources:
+        if s.kind == "article":
+            collections.setdefault(s.path, []).append(s)
+        else:
+            files.append(s)
+    entries: list[str] = []
+    for s in sorted(files, key=lambda s: s.id):
+        n = len(ctx.index.segments_of(s.id))
+        entries.append(f"- {s.id} ({s.kind}, {n} passages){_meta_brief(s)}")
+    for path, arts in sorted(collections.items()):
+        titles = "; ".join(a.title for a in arts[:5] if a.title)
+        entries.append(f"- {path} (collection of {len(arts)} articles; e.g. {titles})")
+    page = entries[offset : offset + 40]
+    more = len(entries) - offset - len(page)
+    tail = f"\n… {more} more; call list_sources(offset={offset + 40})." if more > 0 else ""
+    kinds = Counter(s.kind for s in sources)
+    head = "Sources by kind: " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
+    text = head + "\n" + "\n".join(page) + tail + f"\n{ctx.status_line()}"
+    return ToolOutput(text=text)
+
+
+def _meta_brief(s: Source) -> str:
+    keys = ("pages", "slides", "rows", "duration", "sheets", "width", "height")
+    parts = [f"{k} {s.meta[k]}" for k in keys if k in s.meta]
+    return f"; {', '.join(parts)}" if parts else ""
+
+
+@tool
+def count_length(ctx: ToolContext, text: str, unit: Literal["字", "words"] = "字") -> ToolOutput:
+    """Count the length of a draft the way the validator does: 字 = Chinese characters
+    plus English words; words = English words. Citations, the reference list and
+    Markdown markup are not counted.
+
+    Args:
+        text: The draft text to measure.
+        unit: 字 for Chinese reports, words for English reports.
+    """
+    from deepfolder.validate.length import count_length as measure
+
+    n = measure(text, unit)
+    return ToolOutput(text=f"{n} {unit}\n{ctx.status_line()}")
+
+
+CORE_TOOLS = [search, read, list_sources, count_length]

@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from deepfolder.agent.context import fit_messages
+from deepfolder.agent.loop import Conversation, run_agent
+from deepfolder.llm.base import ChatResponse, ToolCallRequest
+from deepfolder.llm.fake import FunctionModel, ScriptedModel, tool_call
+from deepfolder.records import FinalAnswerStep, ModelCallStep, NoteStep, ToolResultStep
+from deepfolder.tools.core import CORE_TOOLS
+from spine_fixtures import small_context
+
+
+def _conv() -> Conversation:
+    return Conversation(
+        messages=[
+            {"role": "system", "content": "system"},
+            {"role": "user", "content": "Request: 写报告\n\nFolder summary: report.pdf"},
+        ]
+    )
+
+
+def _run(model, ctx, **kw):  # type: ignore[no-untyped-def]
+    args = {"max_turns": 6, "max_input_tokens": 10**6, "keep_recent": 4, "max_tokens": 512}
+    args.update(kw)
+    return list(run_agent(model, CORE_TOOLS, ctx, _conv(), **args))
+
+
+def test_search_read_answer_with_real_ids(tmp_path: Path) -> None:
+    ctx = small_context(tmp_path)
+
+    def read_first_id(messages, tools):  # type: ignore[no-untyped-def]
+        found = re.findall(r"\[(E[0-9a-f]{8})\]", messages[-1]["content"])
+        return tool_call("read", {"evidence_id": found[0], "around": 0})
+
+    def answer(messages, tools):  # type: ignore[no-untyped-def]
+        eid = re.findall(r"\[(E[0-9a-f]{8})\]", messages[-1]["content"])[0]
+        return f"电子书借阅量增长69% [{eid}]。"
+
+    model = ScriptedModel([tool_call("search", {"query": "电子书借阅量"}), read_first_id, answer])
+    steps = _run(model, ctx)
+    final = steps[-1]
+    assert isinstance(final, FinalAnswerStep) and not final.cut_short
+    cited = re.findall(r"E[0-9a-f]{8}", final.text)[0]
+    assert cited in ctx.seen
+    assert "8.6万" in ctx.seen[cited].segment.text
+    results = [s for s in steps if isinstance(s, ToolResultStep)]
+    assert [r.name for r in results] == ["search", "read"]
+    # every model call is recorded with the exact messages it was sent
+    calls = [s for s in steps if isinstance(s, ModelCallStep)]
+    assert len(calls) == 3 and calls[1].messages[-1]["role"] == "tool"
+
+
+def test_model_mistakes_come_back_as_observations(tmp_path: Path) -> None:
+    ctx = small_context(tmp_path)
+    bad = ChatResponse(
+        content=None,
+        tool_calls=[
+            ToolCallRequest(id="1", name="read", arguments={"evidence_id": "E12345678"}),
+            ToolCallRequest(id="2", name="nosuch", arguments={}),
+            ToolCallRequest(id="3", name="search", parse_error="unterminated JSON string"),
+            ToolCallRequest(id="4", name="search", arguments={"query": "x", "bogus": 1}),
+        ],
+    )
+    model = ScriptedModel([bad, "done"])
+    steps = _run(model, ctx)
+    errors = [s.content for s in steps if isinstance(s, ToolResultStep)]
+    assert all(s.is_error for s in steps if isinstance(s, ToolResultStep))
+    assert "unknown evidence id" in errors[0]
+    assert "Unknown tool 'nosuch'" in errors[1]
+    assert "unterminated JSON" in errors[2]
+    assert "bogus" in errors[3]
+    assert isinstance(steps[-1], FinalAnswerStep) and steps[-1].text == "done"
+
+
+def test_turn_limit_asks_for_final_answer_without_tools(tmp_path: Path) -> None:
+    ctx = small_context(tmp_path)
+    seen_tools = []
+
+    def fn(messages, tools):  # type: ignore[no-untyped-def]
+        seen_tools.append(tools)
+        if tools is None:
+            return "best answer from what I have"
+        return tool_call("search", {"query": "图书馆"})
+
+    steps = _run(FunctionModel(fn), ctx, max_turns=2)
+    final = steps[-1]
+    assert isinstance(final, FinalAnswerStep) and final.cut_short
+    assert final.text == "best answer from what I have"
+    assert seen_tools[-1] is None and all(t for t in seen_tools[:-1])
+    assert any(isinstance(s, NoteStep) and "turn limit" in s.message for s in steps)
+
+
+def test_context_budget_keeps_task_and_shortens_old_results() -> None:
+    msgs = [
+        {"role": "system", "content": "S"},
+        {"role": "user", "content": "TASK " * 10},
+    ]
+    for i in range(6):
+        msgs.append({"role": "assistant", "content": "", "tool_calls": [{"id": str(i)}]})
+        msgs.append({"role": "tool", "tool_call_id": str(i), "content": f"result {i} " + "x" * 2000})
+    count = len
+    fitted = fit_messages(msgs, budget=6000, count=count, keep_recent=2)
+    assert fitted[0] == msgs[0] and fitted[1] == msgs[1]
+    assert sum(count(m.get("content") or "") for m in fitted) < 9000
+    assert fitted[-1]["content"] == msgs[-1]["content"]  # recent results whole
+    tight = fit_messages(msgs, budget=1500, count=count, keep_recent=2)
+    assert tight[1]["content"].startswith("TASK")
+    assert any("removed to fit" in (m.get("content") or "") for m in tight)

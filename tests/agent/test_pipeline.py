@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from deepfolder.agent.loop import Conversation
+from deepfolder.agent.pipeline import (
+    PipelineState,
+    SectionPlan,
+    attach_citations,
+    clean_section_text,
+    plan_budgets,
+    run_pipeline,
+)
+from deepfolder.llm.fake import FunctionModel
+from deepfolder.records import FinalAnswerStep, ModelCallStep, ToolCallStep
+from deepfolder.tools.core import CORE_TOOLS
+from deepfolder.validate.constraints import parse_request
+from spine_fixtures import small_context
+
+REQUEST = "请写一篇《图书馆报告》，包含以下章节：（1）背景；（2）主要发现；（3）参考资料。全文字数在200至300字之间。"
+
+
+def small_model_fn(messages, tools):  # type: ignore[no-untyped-def]
+    """Behaves like the measured 1.5B model: follows content, invents ids and numbers."""
+    prompt = messages[-1]["content"]
+    if "JSON" in prompt:
+        return json.dumps({"queries": ["电子书借阅量", "图书馆"]}, ensure_ascii=False)
+    excerpts = re.findall(r"\[\d+\] （[^）]*）(.+)", prompt)
+    body = "".join(excerpts)
+    return f"## 背景\n{body}[E99999999][3] 这是模型自己的总结句子没有依据可言啊。"
+
+
+def test_pipeline_writes_every_section_with_code_attached_citations(tmp_path: Path) -> None:
+    ctx = small_context(tmp_path)
+    constraints = parse_request(REQUEST)
+    conv = Conversation(messages=[{"role": "system", "content": "s"}, {"role": "user", "content": REQUEST}])
+    state = PipelineState(
+        model=FunctionModel(small_model_fn, is_local=True), ctx=ctx,
+        tools={t.name: t for t in CORE_TOOLS}, request=REQUEST, constraints=constraints,
+        language="zh", conv=conv,
+    )
+    steps = list(run_pipeline(state))
+    final = steps[-1]
+    assert isinstance(final, FinalAnswerStep)
+    text = final.text
+    assert text.startswith("# 图书馆报告")
+    assert "## （1）背景" in text and "## （2）主要发现" in text and "## （3）参考资料" in text
+    ids = re.findall(r"E[0-9a-f]{8}", text)
+    assert ids, "code must attach citations from the section's evidence"
+    assert "E99999999" not in text and "[3]" not in text  # typed ids/numbers are stripped
+    assert all(i in ctx.seen for i in ids)  # only evidence the run retrieved
+    # the unsupported sentence the model added gets no citation
+    assert re.search(r"没有依据可言啊。(?!\[E)", text)
+    assert any(isinstance(s, ToolCallStep) and s.name == "search" for s in steps)
+    purposes = [s.purpose for s in steps if isinstance(s, ModelCallStep)]
+    assert any(p.startswith("write （1）背景") for p in purposes)
+
+
+def test_budgets_follow_the_requested_range() -> None:
+    c = parse_request(REQUEST)
+    plans = plan_budgets([(s.label, s.title) for s in c.sections], c, "zh")
+    assert [p.kind for p in plans] == ["body", "body", "references"]
+    assert sum(p.budget for p in plans) == 250
+
+
+def test_attach_citations_picks_best_overlap_and_skips_unrelated() -> None:
+    from deepfolder.records import Evidence, Locator, Segment, Source
+
+    src = Source(id="a.pdf", path="a.pdf", kind="pdf")
+    e1 = Evidence(Segment.create("a.pdf", "2024年电子书借阅量为8.6万册次", Locator(page=2)), src)
+    e2 = Evidence(Segment.create("a.pdf", "老年读者的数字鸿沟明显", Locator(page=3)), src)
+    out = attach_citations("电子书借阅量达到8.6万册次。老年读者存在数字鸿沟。天气很好今天出门散步。", [e1, e2])
+    assert out == f"电子书借阅量达到8.6万册次[{e1.id}]。老年读者存在数字鸿沟[{e2.id}]。天气很好今天出门散步。"
+
+
+def test_clean_strips_headings_and_reference_lists() -> None:
+    plan = SectionPlan("（1）", "背景", 100)
+    raw = "## 背景\n正文一[1]。\n【材料2】正文二。\n参考文献\n[1] xx"
+    assert clean_section_text(raw, plan) == "正文一。\n正文二。"

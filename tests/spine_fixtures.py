@@ -1,0 +1,56 @@
+"""Small real indexes for the spine's tests (agent, tools, report, runner)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from deepfolder.index import open_index
+from deepfolder.index.base import Index
+from deepfolder.records import Locator, Segment, Source
+from deepfolder.settings import Settings, load_settings
+from deepfolder.tools.base import ToolContext
+
+PAGES = {
+    1: "青禾区共有社区图书馆14家，2023年起开通电子书借阅服务。",
+    2: "2024年全区电子书借阅量为8.6万册次，比2023年增长69%。",
+    3: "建议在每家图书馆设置每周一次的数字助老辅导时段。",
+}
+ARTICLES = [
+    ("夜间开放受欢迎", "社区图书馆延长开放时间至晚上十点，夜间读者以上班族为主。"),
+    ("Unified accounts", "Cities that merged reader accounts report fewer abandoned registrations."),
+]
+
+
+def test_settings(tmp_path: Path) -> Settings:
+    return load_settings(
+        overrides={"cache_dir": str(tmp_path / "cache"), "retrieval": {"dense": False}},
+        environ={},
+    )
+
+
+def small_index(tmp_path: Path, settings: Settings) -> Index:
+    index = open_index(tmp_path / "index", settings)
+    pdf = Source(id="report.pdf", path="report.pdf", kind="pdf", meta={"pages": 3})
+    segs = [
+        Segment.create(pdf.id, text, Locator(page=p, chunk=1), seq=p - 1) for p, text in PAGES.items()
+    ]
+    sources = [pdf]
+    for i, (title, text) in enumerate(ARTICLES):
+        art = Source(
+            id=f"long_context.json#{i}", path="long_context.json", kind="article", title=title, article=i
+        )
+        sources.append(art)
+        segs.append(Segment.create(art.id, text, Locator(article=i, chunk=1), seq=0))
+    index.add(sources, segs)
+    return index
+
+
+def small_context(tmp_path: Path) -> ToolContext:
+    settings = test_settings(tmp_path)
+    return ToolContext(
+        index=small_index(tmp_path, settings),
+        settings=settings,
+        folder=tmp_path,
+        run_dir=tmp_path / "run",
+        services={"language": "zh"},
+    )
