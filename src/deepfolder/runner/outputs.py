@@ -18,7 +18,7 @@ def write_json(path: Path, data: object) -> None:
     path.write_text(json.dumps(data, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
 
 
-def comparison_text(original: str, final: str, count: "object") -> str:
+def comparison_text(original: str, final: str, count: object) -> str:
     """Original vs final: lengths, whether identical, a unified diff."""
     measure = count if callable(count) else (lambda t: len(t))
     lines = [

@@ -16,7 +16,12 @@ from rich.console import Console
 
 from deepfolder.agent.loop import Conversation, run_agent
 from deepfolder.agent.pipeline import PipelineState, run_pipeline
-from deepfolder.agent.prompts import AGENT_SYSTEM, TASK_TEMPLATE, describe_constraints, language_name
+from deepfolder.agent.prompts import (
+    AGENT_SYSTEM,
+    TASK_TEMPLATE,
+    describe_constraints,
+    language_name,
+)
 from deepfolder.llm.base import ChatModel
 from deepfolder.records import Evidence, FinalAnswerStep, NoteStep, TaskStep
 from deepfolder.report.render import finalize_markdown, markdown_to_html, title_of

@@ -1,0 +1,210 @@
+"""Validate the draft and revise it section by section, a bounded number of rounds.
+
+The validator (deepfolder.validate) is deterministic code plus an optional model judge;
+it never calls tools. This module supplies the writer side of the loop:
+
+- pipeline policy: a section is rewritten by the same code path that wrote it (fresh
+  search for more evidence when it must grow, the model writes from numbered excerpts,
+  citations attached in code); a missing section is written from scratch the same way;
+- agent policy: the model rewrites just that section from the instructions and the
+  evidence it has seen, citing ids itself (ids it never saw are removed when rendering).
+
+Revisions work on the raw draft (``[E…]`` ids); every validation sees the rendered
+report (readable citation links, reference list, HTML when the request wants HTML).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from deepfolder.agent.loop import Conversation, call_model, prompt_hash
+from deepfolder.agent.pipeline import PipelineState, SectionPlan, write_section
+from deepfolder.llm.base import ChatModel
+from deepfolder.records import Evidence, ModelCallStep, RevisionStep, Step, ValidationStep
+from deepfolder.report.render import finalize_markdown, markdown_to_html, title_of
+from deepfolder.settings import Settings
+from deepfolder.trace.recorder import RunRecorder
+from deepfolder.validate.checks import ValidationReport, validate_report
+from deepfolder.validate.constraints import RequiredSection
+from deepfolder.validate.document import Section
+from deepfolder.validate.length import count_length
+from deepfolder.validate.revise import RevisionInstruction, revise_until_valid
+
+
+class RecordedModel:
+    """Wraps a model so that calls made outside the agent loop (the support judge) are
+    recorded in the trace like every other model call."""
+
+    def __init__(self, inner: ChatModel, recorder: RunRecorder, purpose: str, turn: Callable[[], int]) -> None:
+        self.inner = inner
+        self.recorder = recorder
+        self.purpose = purpose
+        self.turn = turn
+        self.name = inner.name
+        self.context_window = inner.context_window
+        self.supports_native_tools = inner.supports_native_tools
+        self.is_local = inner.is_local
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+    def chat(self, messages, **kwargs):  # type: ignore[no-untyped-def]
+        started = time.time()
+        response = self.inner.chat(messages, **kwargs)
+        self.recorder.record(ModelCallStep(
+            turn=self.turn(), at=started, duration=time.time() - started, model=self.inner.name,
+            messages=messages, response_text=response.content, finish_reason=response.finish_reason,
+            usage=response.usage, purpose=self.purpose, prompt_sha256=prompt_hash(messages),
+        ))
+        return response
+
+
+@dataclass
+class Revisor:
+    state: PipelineState
+    policy: str
+    recorder: RunRecorder
+    citable: Callable[[str], Evidence | None]
+    run_dir: Path
+    judge: ChatModel | None
+    settings: Settings
+
+    @property
+    def language(self) -> str:
+        return self.state.language
+
+    def render(self, raw: str) -> str:
+        c = self.state.constraints
+        md, _ = finalize_markdown(raw, self.citable, self.language, c.reference_section)
+        return md
+
+    def document(self, raw: str) -> str:
+        """What the reader gets and the validator checks: Markdown, or the HTML document."""
+        md = self.render(raw)
+        if self.state.constraints.format != "html":
+            return md
+        return markdown_to_html(md, title=title_of(md, "report"), base_dir=self.run_dir, language=self.language)
+
+    def validate(self, raw: str) -> ValidationReport:
+        ctx = self.state.ctx
+        judge = None
+        if self.judge is not None:
+            judge = RecordedModel(self.judge, self.recorder, "support judge", lambda: self.state.turn)
+        return validate_report(
+            self.document(raw),
+            self.state.constraints,
+            resolve=self.citable,
+            seen_ids=set(ctx.seen) | set(ctx.created),
+            language=self.language,
+            run_dir=self.run_dir,
+            judge=judge,
+            embed=self._embedder(),
+            settings=self.settings,
+        )
+
+    def _embedder(self):  # type: ignore[no-untyped-def]
+        """The dense encoder for the support check (loaded once), or None."""
+        if not self.settings.retrieval.dense:
+            return None
+        if "embedder" not in self.state.ctx.services:
+            try:
+                from deepfolder.index.embed import Embedder
+
+                self.state.ctx.services["embedder"] = Embedder()
+            except Exception:  # dense support scoring is optional; lexical still runs
+                self.state.ctx.services["embedder"] = None
+        embedder = self.state.ctx.services["embedder"]
+        return embedder.embed if embedder is not None else None
+
+    def _record(self, step: Step) -> None:
+        self.recorder.record(step)
+
+    def on_round(self, round_no: int, report: ValidationReport, instructions: list[RevisionInstruction]) -> None:
+        self._record(ValidationStep(turn=self.state.turn, round=round_no, passed=report.passed, failures=report.failures))
+        self._record(RevisionStep(turn=self.state.turn, round=round_no + 1, instructions=[str(i) for i in instructions]))
+
+    # -- writers -----------------------------------------------------------------------
+    def _plan_for(self, title: str, label: str = "") -> SectionPlan:
+        for d in self.state.drafts:
+            if d.plan.title and (d.plan.title in title or title in d.plan.heading):
+                return d.plan
+        unit = self.state.unit
+        budget = 300 if unit == "字" else 200
+        return SectionPlan(label, title, budget)
+
+    def rewrite_section(self, section: Section, instructions: list[str]) -> str:
+        if self.policy == "pipeline":
+            plan = self._plan_for(section.title)
+            budget = _requested_budget(instructions, plan.budget, count_length(section.body, self.state.unit))
+            target = SectionPlan(plan.label, plan.title, budget, plan.kind)
+            draft = self._drain(write_section(self.state, target, notes=instructions, extra_evidence=2))
+            return draft.text
+        return self._model_rewrite(section.heading_line, section.body, instructions)
+
+    def add_section(self, required: RequiredSection, instructions: list[str]) -> str:
+        if self.policy == "pipeline":
+            plan = self._plan_for(required.title, required.label)
+            plan = SectionPlan(required.label, required.title, plan.budget, plan.kind)
+            draft = self._drain(write_section(self.state, plan, notes=instructions))
+            return f"## {plan.heading}\n\n{draft.text}"
+        heading = f"## {required.label}{required.title}"
+        return heading + "\n\n" + self._model_rewrite(heading, "", instructions)
+
+    def _drain(self, gen):  # type: ignore[no-untyped-def]
+        while True:
+            try:
+                self._record(next(gen))
+            except StopIteration as stop:
+                return stop.value
+
+    def _model_rewrite(self, heading: str, body: str, instructions: list[str]) -> str:
+        seen = list(self.state.ctx.seen.values())[-30:]
+        evidence = "\n".join(f"[{e.id}] {e.citation_label(self.language)}: {' '.join(e.segment.text.split())[:300]}" for e in seen)
+        prompt = (
+            f"Revise one section of the report.\nSection heading: {heading}\n"
+            f"Instructions:\n- " + "\n- ".join(instructions) +
+            f"\n\nCurrent text:\n{body or '(missing)'}\n\nEvidence you may cite (ids in square brackets):\n{evidence}\n\n"
+            "Reply with the revised section body only (no heading), citing evidence ids like [E1a2b3c4d]."
+        )
+        conv = Conversation(messages=[self.state.conv.messages[0], {"role": "user", "content": prompt}])
+        self.state.turn += 1
+        response, step = call_model(
+            self.state.model, conv, turn=self.state.turn, tools=None, keep_recent=2,
+            max_tokens=self.settings.model.max_output_tokens, purpose=f"revise {heading.lstrip('# ')}",
+            ctx=self.state.ctx,
+        )
+        self._record(step)
+        return (response.content or "").strip()
+
+    # -- the loop ----------------------------------------------------------------------
+    def validate_and_revise(self, raw: str) -> tuple[str, ValidationReport]:
+        final, reports = revise_until_valid(
+            raw,
+            self.state.constraints,
+            rewrite_section=self.rewrite_section,
+            add_section=self.add_section,
+            validate=self.validate,
+            max_rounds=self.settings.validate_.max_revisions,
+            resolve=self.citable,
+            seen_ids=set(self.state.ctx.seen) | set(self.state.ctx.created),
+            on_round=self.on_round,
+        )
+        last = reports[-1]
+        self._record(ValidationStep(turn=self.state.turn, round=last.round, passed=last.passed, failures=last.failures))
+        return final, last
+
+
+def _requested_budget(instructions: list[str], plan_budget: int, current: int) -> int:
+    """Read '~300 字' style numbers from the validator's instructions, else the plan's."""
+    text = " ".join(instructions)
+    grow = re.search(r"(?:expand|扩写|增加|by)\D{0,20}(\d{2,5})", text)
+    if grow:
+        return max(plan_budget, current + int(grow.group(1)))
+    shrink = re.search(r"(?:trim|shorten|删减|缩减|cut)\D{0,20}(\d{2,5})", text)
+    if shrink:
+        return max(60, current - int(shrink.group(1)))
+    return plan_budget
