@@ -240,10 +240,13 @@ def main(argv: list[str] | None = None) -> int:
     from deepfolder.llm.base import ModelConfigError, ModelError
     from deepfolder.runner.request import RunSetupError
     from deepfolder.settings import SettingsError
+    from deepfolder.validate.command import CheckError
 
     try:
         return COMMANDS[args.command](args, console)
-    except (_UserError, RunSetupError, SettingsError, ModelConfigError, FileNotFoundError) as exc:
+    except (
+        _UserError, RunSetupError, SettingsError, ModelConfigError, CheckError, FileNotFoundError
+    ) as exc:
         console.print(f"[red]error:[/] {exc}")
         return 2
     except ModelError as exc:

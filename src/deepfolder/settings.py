@@ -114,6 +114,12 @@ class RetrievalSettings(BaseModel):
     min_docs: int = Field(2, description="Diversity: at least this many distinct sources.")
     max_per_doc: int = Field(3, description="Diversity: at most this many chunks per source.")
     rrf_k: int = Field(60, description="Reciprocal rank fusion constant.")
+    lexical_weight: float = Field(
+        1.0, description="Weight of the lexical (BM25) ranking in reciprocal rank fusion."
+    )
+    dense_weight: float = Field(
+        1.0, description="Weight of the dense (embedding) ranking in reciprocal rank fusion."
+    )
     result_token_budget: int = Field(
         1500, description="Approximate token budget of one search tool observation."
     )
@@ -149,6 +155,10 @@ class ValidateSettings(BaseModel):
     )
     weak_threshold: float = Field(
         0.2, description="Local support score at or above which a citation is 'weak'."
+    )
+    max_judge_calls: int = Field(
+        60, description="Most support-judge model calls per validation; further cited "
+        "sentences get the local verdict."
     )
 
 

@@ -122,3 +122,18 @@ def test_cli_help_and_bad_folder(tmp_path: Path, capsys: pytest.CaptureFixture[s
     for command in ("run", "ingest", "search", "check", "eval"):
         assert command in text
     assert main(["run", str(tmp_path / "missing"), "x"]) == 2
+
+
+def test_check_command_on_a_finished_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    run_task(DEMO, None, settings(tmp_path), out=out, model=FunctionModel(small_model, is_local=True))
+    first = json.loads((out / "validation.json").read_text(encoding="utf-8"))
+    code = main(["check", str(out)])
+    again = json.loads((out / "validation.json").read_text(encoding="utf-8"))
+    assert code == (0 if first["passed"] else 1)
+    assert again["passed"] == first["passed"]
+    # a citation whose label no longer matches its evidence is caught
+    report = (out / "report.md").read_text(encoding="utf-8")
+    (out / "report.md").write_text(re.sub(r"第(\d)页\]", "第9页]", report, count=1), encoding="utf-8")
+    assert main(["check", str(out)]) == 1
+    assert main(["check", str(tmp_path / "nowhere")]) == 2

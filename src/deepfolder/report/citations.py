@@ -95,5 +95,5 @@ def reference_lines(cited: list[Evidence], language: str = "en", snippet_chars: 
         if len(snippet) > snippet_chars:
             snippet = snippet[:snippet_chars].rstrip() + "…"
         url = f" <{ev.source.url}>" if ev.source.url else ""
-        lines.append(f"{n}. [{ev.id}] {ev.citation_label(language)}{url} — \"{snippet}\"")
+        lines.append(f"{n}. [{ev.id}] {ev.citation_label(language)} — \"{snippet}\"{url}")
     return lines

@@ -102,23 +102,11 @@ class Revisor:
             language=self.language,
             run_dir=self.run_dir,
             judge=judge,
-            embed=self._embedder(),
+            # The dense blend of the local support score is not calibrated yet
+            # (docs/notes/validate.md), so the local judge is lexical only.
+            embed=None,
             settings=self.settings,
         )
-
-    def _embedder(self):  # type: ignore[no-untyped-def]
-        """The dense encoder for the support check (loaded once), or None."""
-        if not self.settings.retrieval.dense:
-            return None
-        if "embedder" not in self.state.ctx.services:
-            try:
-                from deepfolder.index.embed import Embedder
-
-                self.state.ctx.services["embedder"] = Embedder()
-            except Exception:  # dense support scoring is optional; lexical still runs
-                self.state.ctx.services["embedder"] = None
-        embedder = self.state.ctx.services["embedder"]
-        return embedder.embed if embedder is not None else None
 
     def _record(self, step: Step) -> None:
         self.recorder.record(step)

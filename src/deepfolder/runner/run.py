@@ -212,6 +212,14 @@ def run_task(
         if final.cut_short:
             recorder.append_turns_block("Run cut short", [final.reason])
     finally:
+        for service in ctx.services.values():
+            close = getattr(service, "close", None)
+            if callable(close):
+                try:
+                    close()
+                except Exception:  # a service that fails to close must not hide the report
+                    pass
+        corpus.close()
         recorder.close()
     report_path = run_dir / ("report.html" if constraints.format == "html" else "report.md")
     return RunResult(run_dir, report_path, not failures, failures, final.cut_short)

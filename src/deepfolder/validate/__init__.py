@@ -1,0 +1,43 @@
+"""The validator: every citation real and supporting, every stated constraint met.
+
+- :mod:`.constraints` reads length, sections, format, style, language and figures from
+  the request;
+- :mod:`.length` counts 字 / words by the documented rule;
+- :mod:`.citations` finds and resolves citations (ids, rendered links, free form);
+- :mod:`.support` judges whether cited evidence supports each cited sentence;
+- :mod:`.checks` runs everything → :class:`ValidationReport` (``validation.json``);
+- :mod:`.revise` turns failures into per-section instructions and runs the bounded loop;
+- :mod:`.command` is ``deepfolder check RUN_DIR``.
+
+The validator never searches or calls a tool.
+"""
+
+from deepfolder.validate.checks import CheckResult, ValidationReport, validate_report
+from deepfolder.validate.constraints import (
+    LengthRule,
+    RequestConstraints,
+    RequiredSection,
+    parse_request,
+)
+from deepfolder.validate.length import count_length
+from deepfolder.validate.revise import (
+    RevisionInstruction,
+    revise_until_valid,
+    revision_instructions,
+    strip_unresolvable_citations,
+)
+
+__all__ = [
+    "CheckResult",
+    "LengthRule",
+    "RequestConstraints",
+    "RequiredSection",
+    "RevisionInstruction",
+    "ValidationReport",
+    "count_length",
+    "parse_request",
+    "revise_until_valid",
+    "revision_instructions",
+    "strip_unresolvable_citations",
+    "validate_report",
+]

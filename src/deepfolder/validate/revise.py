@@ -1,0 +1,440 @@
+"""Turn validation failures into precise per-section instructions, and revise, bounded.
+
+The loop (:func:`revise_until_valid`) never rewrites the whole report: each round it
+validates, derives instructions, asks for a rewrite of only the sections that have
+instructions and for each missing required section, then validates again. It stops when
+the report passes or after ``max_rounds`` and always finishes: a writer that raises or
+returns nothing leaves its section unchanged and the failure on record.
+
+Fixes that need no model are done in code: a citation label that does not match its
+evidence is replaced by the right label; citations that do not resolve or were never
+read in the run are removed (or visibly marked) by :func:`strip_unresolvable_citations`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from deepfolder.records import Evidence
+from deepfolder.validate.checks import ValidationReport
+from deepfolder.validate.citations import (
+    Resolver,
+    check_citations,
+    find_citations,
+    label_matches,
+)
+from deepfolder.validate.constraints import RequestConstraints, RequiredSection
+from deepfolder.validate.document import (
+    Section,
+    join_sections,
+    reference_section_lines,
+    split_sections,
+)
+
+__all__ = [
+    "RevisionInstruction",
+    "Section",
+    "join_sections",
+    "repair_citation_labels",
+    "revise_until_valid",
+    "revision_instructions",
+    "split_sections",
+    "strip_unresolvable_citations",
+]
+
+
+@dataclass(slots=True)
+class RevisionInstruction:
+    kind: Literal["add_section", "rewrite_section", "global"]
+    message: str
+    section_index: int | None = None
+    """Index into :func:`split_sections` of the report the instruction was made for."""
+    section_title: str | None = None
+    required: RequiredSection | None = None
+    after_title: str | None = None
+    """For a missing section: the title of the heading it goes after."""
+
+    def __str__(self) -> str:
+        where = f"[{self.section_title}] " if self.section_title else ""
+        return where + self.message
+
+
+def _section_of_line(sections: list[Section], line: int) -> Section | None:
+    at = 0
+    for s in sections:
+        n = s.text.count("\n") + (0 if s.text.endswith("\n") else 1)
+        if at <= line < at + n:
+            return s
+        at += n
+    return sections[-1] if sections else None
+
+
+def _content_sections(sections: list[Section], ref_lines: set[int]) -> list[Section]:
+    """Sections that carry prose: not the title, not the reference list."""
+    out, at = [], 0
+    for s in sections:
+        n = s.text.count("\n") + (0 if s.text.endswith("\n") else 1)
+        if s.level >= 2 and at not in ref_lines:
+            out.append(s)
+        at += n
+    if not out:  # a report with only a title heading: its body is the content
+        out = [s for s in sections if s.level == 1] or sections[:1]
+    return out
+
+
+def revision_instructions(
+    report: ValidationReport, report_text: str, constraints: RequestConstraints
+) -> list[RevisionInstruction]:
+    """Precise, per-section instructions for everything ``report`` found wrong."""
+    sections = split_sections(report_text)
+    ref_lines = reference_section_lines(report_text, constraints.reference_section)
+    content = _content_sections(sections, ref_lines)
+    unit = constraints.length.unit if constraints.length else "字"
+    out: list[RevisionInstruction] = []
+
+    def for_section(sec: Section | None, message: str) -> None:
+        if sec is None:
+            out.append(RevisionInstruction("global", message))
+        else:
+            out.append(RevisionInstruction("rewrite_section", message, sec.index, sec.title))
+
+    # missing sections, placed after the previous required section that is present
+    previous: str | None = None
+    for m in report.sections:
+        if m.heading is None:
+            where = f"after {previous}" if previous else "at the start, after the title"
+            out.append(
+                RevisionInstruction(
+                    "add_section",
+                    f"section {m.required.display} missing: add it {where}",
+                    required=m.required,
+                    after_title=previous,
+                )
+            )
+        else:
+            previous = m.required.display if not m.required.is_title else None
+            if not m.in_order:
+                out.append(
+                    RevisionInstruction(
+                        "global", f"section {m.required.display} is out of the requested order"
+                    )
+                )
+
+    length = report.check("length")
+    if length and length.passed is False and constraints.length:
+        rule = constraints.length
+        measured = int(str(length.measured).split()[0])
+        sizes = {
+            s.index: n for s, n in zip(content, _sizes(content, unit, constraints), strict=True)
+        }
+        missing_count = sum(
+            1 for m in report.sections if m.heading is None and not m.required.is_title
+        )
+        per_section = rule.target // max(1, len(content) + missing_count)
+        delta = rule.target - measured
+        if delta > 0:
+            short = [s for s in content if sizes[s.index] < per_section] or content
+            share = max(20, delta // max(1, len(short) + missing_count))
+            for s in short:
+                for_section(
+                    s,
+                    f"length {measured} {unit}, need {rule.describe()}: expand "
+                    f"this section by ~{share} {unit} with more detail from its "
+                    f"evidence (keep the citations)",
+                )
+        else:
+            long = [s for s in content if sizes[s.index] > per_section] or content
+            share = max(20, -delta // max(1, len(long)))
+            for s in long:
+                for_section(
+                    s,
+                    f"length {measured} {unit}, need {rule.describe()}: shorten "
+                    f"this section by ~{share} {unit} (keep the key facts and "
+                    f"their citations)",
+                )
+
+    lines_of = {id(c): report_text.count("\n", 0, c.start) for c in report.citations}
+    for c in report.citations:
+        sec = _section_of_line(sections, lines_of[id(c)])
+        for eid in c.unresolved_ids:
+            for_section(sec, f"remove citation [{eid}]: it does not exist")
+        for eid in c.unseen_ids:
+            for_section(sec, f"remove citation [{eid}]: never retrieved in this run")
+        if c.kind == "free" and c.problems:
+            for_section(
+                sec,
+                f"citation {c.raw} matches no evidence ({c.problems[0]}): cite "
+                "an evidence id instead, or remove the claim",
+            )
+    for v in report.verdicts:
+        if v.verdict != "unsupported":
+            continue
+        pos = report_text.find(v.sentence[:20])
+        sec = _section_of_line(sections, report_text.count("\n", 0, pos)) if pos >= 0 else None
+        ids = ", ".join(v.evidence_ids)
+        for_section(
+            sec,
+            f"citation [{ids}] does not support: '{v.sentence[:80]}'. The "
+            f"evidence says: '{v.evidence_text[:160]}'. Rewrite the sentence to "
+            "say only what the evidence says, or drop the claim",
+        )
+    for u in report.uncited:
+        sec = _section_of_line(sections, u.line - 1)
+        for_section(
+            sec,
+            f"paragraph '{u.excerpt[:40]}…' states facts without a citation: "
+            "cite the evidence for each fact, or remove facts you cannot cite",
+        )
+
+    style = report.check("style")
+    if style and style.passed is False:
+        flagged = {
+            _section_of_line(sections, int(d.split()[1].rstrip(":")) - 1)
+            for d in style.details
+            if d.startswith("line ")
+        }
+        for sec in sorted((s for s in flagged if s), key=lambda s: s.index):
+            for_section(sec, f"write this section as prose paragraphs ({style.expected})")
+    language = report.check("language")
+    if language and language.passed is False:
+        wanted = "Chinese" if report.language == "zh" else "English"
+        for s in content:
+            for_section(s, f"write this section in {wanted}")
+    for name in ("format", "figures"):
+        check = report.check(name)
+        if check and check.failed:
+            out.append(RevisionInstruction("global", check.summary()))
+    return out
+
+
+def _sizes(content: list[Section], unit: str, c: RequestConstraints) -> list[int]:
+    from deepfolder.validate.length import count_length
+
+    return [count_length(s.text, unit, c.reference_section) for s in content]
+
+
+# --- deterministic citation fixes -------------------------------------------------------
+
+
+def repair_citation_labels(text: str, resolve: Resolver, language: str = "zh") -> tuple[str, int]:
+    """Replace the label of every rendered citation ``[label](#E…)`` whose label does not
+    match its evidence with the evidence's own label. Returns (text, number fixed)."""
+    fixed = 0
+    out, last = [], 0
+    for c in find_citations(text):
+        if c.kind != "link" or c.label is None:
+            continue
+        ev = resolve(c.ids[0])
+        if ev is None or label_matches(c.label, ev):
+            continue
+        out.append(text[last : c.start])
+        out.append(f"[{ev.citation_label(language)}](#{ev.id})")
+        last = c.end
+        fixed += 1
+    out.append(text[last:])
+    return "".join(out), fixed
+
+
+def strip_unresolvable_citations(
+    text: str,
+    resolve: Resolver | None,
+    seen_ids: set[str] | None,
+    *,
+    language: str = "zh",
+    mode: Literal["mark", "remove"] = "mark",
+) -> tuple[str, list[str]]:
+    """Make sure no unresolvable citation ships. Ids that do not resolve, or that were
+    never returned to the model in this run, are dropped from their citation; a citation
+    left with no id, and a free-form citation that matches nothing, is replaced by a
+    visible mark (``[来源待核实]`` / ``[source unverified]``) or removed (``mode``).
+    Reference-list lines for dropped ids are removed. Returns (text, what was done)."""
+    if resolve is None:
+        return text, []
+    mark = "[来源待核实]" if language.startswith("zh") else "[source unverified]"
+    placeholder = "" if mode == "remove" else mark
+    ref_lines = reference_section_lines(text)
+    cites = check_citations(find_citations(text, ref_lines), resolve, seen_ids, language)
+    done: list[str] = []
+    out, last = [], 0
+    dropped_lines: set[int] = set()
+    for c in cites:
+        bad = set(c.unresolved_ids) | set(c.unseen_ids)
+        if c.kind == "free" and c.problems:
+            replacement = placeholder
+            done.append(f"{c.raw}: {c.problems[0]} → {'removed' if mode == 'remove' else mark}")
+        elif c.kind == "reference" and bad:
+            dropped_lines.add(text.count("\n", 0, c.start))
+            continue
+        elif bad and c.kind in ("id", "link"):
+            keep = [i for i in c.ids if i not in bad]
+            if keep and c.kind == "id":
+                replacement = "".join(f"[{i}]" for i in keep)
+            else:
+                replacement = placeholder
+            done.append(
+                f"{c.raw}: dropped {', '.join(sorted(bad))} (never read in this run "
+                f"or not in the index)"
+            )
+        else:
+            continue
+        out.append(text[last : c.start])
+        out.append(replacement)
+        last = c.end
+    out.append(text[last:])
+    result = "".join(out)
+    if dropped_lines:
+        kept = [
+            ln for i, ln in enumerate(result.splitlines(keepends=True)) if i not in dropped_lines
+        ]
+        result = "".join(kept)
+        done.append(f"removed {len(dropped_lines)} reference-list line(s) for dropped ids")
+    return result, done
+
+
+# --- the loop ---------------------------------------------------------------------------
+
+RewriteSection = Callable[[Section, list[str]], str]
+AddSection = Callable[[RequiredSection, list[str]], str]
+
+
+def _as_section_text(new: str, old: Section) -> str:
+    """Keep a rewritten section's heading (the writer may drop or renumber it)."""
+    new = new.strip("\n")
+    if old.level and not new.lstrip().startswith("#"):
+        new = old.heading_line + "\n\n" + new
+    return new + "\n\n"
+
+
+def _insert_section(
+    sections: list[Section], text: str, after_title: str | None, matches: dict[str, int]
+) -> list[Section]:
+    pos = len(sections)
+    if after_title is not None and after_title in matches:
+        anchor = matches[after_title]
+        pos = anchor + 1
+        level = sections[anchor].level
+        while pos < len(sections) and sections[pos].level > level:
+            pos += 1  # keep the anchor's subsections together
+    elif after_title is None:
+        pos = next((k + 1 for k, s in enumerate(sections) if s.level == 1), 0)
+    new = Section(-1, 2, "", text.strip("\n") + "\n\n")
+    return [*sections[:pos], new, *sections[pos:]]
+
+
+def revise_until_valid(
+    report_text: str,
+    constraints: RequestConstraints,
+    *,
+    rewrite_section: RewriteSection,
+    add_section: AddSection,
+    validate: Callable[[str], ValidationReport],
+    max_rounds: int,
+    resolve: Resolver | None = None,
+    seen_ids: set[str] | None = None,
+    on_round: Callable[[int, ValidationReport, list[RevisionInstruction]], None] | None = None,
+) -> tuple[str, list[ValidationReport]]:
+    """Validate, revise section by section, repeat; at most ``max_rounds`` revisions.
+
+    Returns the final text and every validation made (the first is of the original
+    text, the last of the final text). With ``resolve`` given, wrong citation labels are
+    repaired in code each round and, at the end, citations that do not resolve are
+    stripped/marked (recorded in the last report's ``notes``)."""
+    text = report_text
+    reports: list[ValidationReport] = []
+    language = constraints.language
+    for round_no in range(max_rounds + 1):
+        report = validate(text)
+        report.round = round_no
+        reports.append(report)
+        if report.passed or round_no == max_rounds:
+            break
+        instructions = revision_instructions(report, text, constraints)
+        if on_round is not None:
+            on_round(round_no, report, instructions)
+        report.notes.extend(f"instruction: {i}" for i in instructions)
+        new_text = _apply(text, report, instructions, rewrite_section, add_section)
+        if resolve is not None:
+            new_text, fixed = repair_citation_labels(new_text, resolve, language)
+            if fixed:
+                report.notes.append(f"repaired {fixed} citation label(s) in code")
+        if new_text == text:
+            report.notes.append("revision changed nothing; stopping")
+            break
+        text = new_text
+    stripped, done = strip_unresolvable_citations(text, resolve, seen_ids, language=language)
+    if done:
+        final = validate(stripped)
+        final.round = reports[-1].round
+        final.notes.extend(done)
+        reports.append(final)
+        text = stripped
+    last = reports[-1]
+    if not last.passed:
+        last.notes.append(
+            f"still failing after {last.round} revision round(s): " + "; ".join(last.failures)
+        )
+    return text, reports
+
+
+def _apply(
+    text: str,
+    report: ValidationReport,
+    instructions: list[RevisionInstruction],
+    rewrite_section: RewriteSection,
+    add_section: AddSection,
+) -> str:
+    sections = split_sections(text)
+    globals_ = [i.message for i in instructions if i.kind == "global"]
+    per_section: dict[int, list[str]] = {}
+    for i in instructions:
+        if i.kind == "rewrite_section" and i.section_index is not None:
+            per_section.setdefault(i.section_index, []).append(i.message)
+    for index, messages in per_section.items():
+        old = sections[index]
+        try:
+            new = rewrite_section(old, messages + globals_)
+        except Exception as exc:  # a writer failure must not stop the run
+            report.notes.append(f"rewrite of '{old.title}' failed: {exc}")
+            continue
+        if new and new.strip():
+            sections[index] = Section(old.index, old.level, old.title, _as_section_text(new, old))
+    matched = {
+        m.required.display: _index_of(sections, m.heading.text)
+        for m in report.sections
+        if m.heading is not None
+    }
+    for i in instructions:
+        if i.kind != "add_section" or i.required is None:
+            continue
+        try:
+            new = add_section(i.required, [i.message, *globals_])
+        except Exception as exc:
+            report.notes.append(f"adding section {i.required.display} failed: {exc}")
+            continue
+        if not new or not new.strip():
+            continue
+        if not new.lstrip().startswith("#"):
+            new = f"## {i.required.display}\n\n{new.strip()}"
+        clean = {k: v for k, v in matched.items() if v is not None}
+        sections = _insert_section(sections, new, i.after_title, clean)
+        matched = {
+            k: (v + 1 if v is not None and v >= _pos_of(sections, new) else v)
+            for k, v in matched.items()
+        }
+        matched[i.required.display] = _pos_of(sections, new)
+    return join_sections(sections)
+
+
+def _index_of(sections: list[Section], heading_text: str) -> int | None:
+    return next((k for k, s in enumerate(sections) if s.level and s.title == heading_text), None)
+
+
+def _pos_of(sections: list[Section], text: str) -> int:
+    return next(k for k, s in enumerate(sections) if s.text == text.strip("\n") + "\n\n")
+
+
+def evidence_excerpt(ev: Evidence, chars: int = 80) -> str:
+    return re.sub(r"\s+", " ", ev.segment.text).strip()[:chars]
