@@ -1,0 +1,283 @@
+"""``ingest_folder``: scan → extract (+ chunk) → index, incrementally, with a report.
+
+The index directory is
+``<cache>/index/<folder name>-<sha of the absolute folder path>[:8]-<ingest_hash>``, so
+each folder and each set of ingest settings gets its own index. Inside it, ``manifest.json``
+says which file (path + sha256) produced which sources; a re-run
+
+- skips files whose path and sha256 are unchanged and whose sources are in the index,
+- re-extracts only changed or new files (or refills them from ``extract/`` when the
+  extraction of that exact content is cached),
+- removes the sources of files that disappeared, changed or now fail.
+
+Heavy files (PDF, media, archives) are extracted in worker processes when there are
+several of them and ``settings.ingest.workers`` allows; everything else runs in-process.
+A file that cannot be read becomes ``FileReport(status="failed", reason=...)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from deepfolder.ingest.base import FileReport, IngestReport
+from deepfolder.ingest.cache import (
+    extract_cache_path,
+    load_extraction,
+    load_manifest,
+    save_extraction,
+    save_manifest,
+)
+from deepfolder.ingest.registry import HEAVY_KINDS
+from deepfolder.ingest.scan import DATA_KINDS, ScannedFile, scan_folder
+from deepfolder.ingest.summary import describe_outcome, folder_summary
+from deepfolder.ingest.worker import FileJob, FileOutcome, run_job
+from deepfolder.settings import Settings
+
+if TYPE_CHECKING:
+    from deepfolder.index.base import Index
+
+Progress = Callable[[str, int, int], None]
+IndexFactory = Callable[[Path, Settings], "Index"]
+
+
+@dataclass
+class Corpus:
+    """An ingested folder: its index, what happened, and what the agent is told about it."""
+
+    folder: Path
+    index: Index
+    report: IngestReport
+    index_dir: Path
+    data_files: list[str] = field(default_factory=list)
+    """Relative paths of csv/tsv/xlsx/xls/json data files, for the analysis tool."""
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per-file description (kind, pages, slides, rows, articles, titles) by path."""
+
+    def summary(self, max_chars: int = 2000) -> str:
+        """A compact description of the folder for the model's prompt."""
+        return folder_summary(self.folder.name, self.files, self.report, max_chars)
+
+    def close(self) -> None:
+        self.index.close()
+
+
+def index_dir_for(folder: Path, settings: Settings) -> Path:
+    folder = folder.resolve()
+    path_hash = hashlib.sha256(str(folder).encode("utf-8")).hexdigest()[:8]
+    name = f"{folder.name or 'root'}-{path_hash}-{settings.ingest_hash()}"
+    return settings.cache_path() / "index" / name
+
+
+def _default_index(path: Path, settings: Settings) -> Index:
+    from deepfolder.index import open_index
+
+    return open_index(path, settings)
+
+
+def _workers(settings: Settings) -> int:
+    return max(1, settings.ingest.workers or os.cpu_count() or 1)
+
+
+def _run_jobs(jobs: list[FileJob], workers: int) -> Iterator[FileOutcome]:
+    """Outcomes as they finish: heavy files in worker processes when worth it."""
+    heavy = [j for j in jobs if j.kind in HEAVY_KINDS or j.size > 20 * 2**20]
+    if workers < 2 or len(heavy) < 2:
+        yield from (run_job(job) for job in jobs)
+        return
+    light = [j for j in jobs if j not in heavy]
+    method = "forkserver" if sys.platform.startswith("linux") else "spawn"
+    context = multiprocessing.get_context(method)
+    with ProcessPoolExecutor(max_workers=min(workers, len(heavy)), mp_context=context) as pool:
+        futures = {pool.submit(run_job, job): job for job in heavy}
+        yield from (run_job(job) for job in light)
+        for future in as_completed(futures):
+            try:
+                yield future.result()
+            except Exception as exc:  # a worker killed (out of memory, segfault in a C lib)
+                job = futures[future]
+                yield FileOutcome(job.rel_path, False, f"the worker reading it died: {exc}")
+
+
+def _failed(file: ScannedFile, reason: str, seconds: float = 0.0) -> FileReport:
+    return FileReport(file.rel_path, file.kind, "failed", reason, 0, seconds, file.sha256)
+
+
+def _precheck(file: ScannedFile, settings: Settings) -> str:
+    """Why a file is not worth extracting, or ''."""
+    if file.kind == "unsupported":
+        return file.note or "unsupported file type"
+    if file.size == 0:
+        return "file is empty (0 bytes)"
+    limit = settings.ingest.max_file_mb
+    if file.size > limit * 2**20:
+        return (
+            f"file is {file.size / 2**20:.0f} MB, larger than ingest.max_file_mb = {limit:g}; "
+            "raise the limit to read it"
+        )
+    return ""
+
+
+def ingest_folder(
+    folder: Path,
+    settings: Settings,
+    *,
+    progress: Progress | None = None,
+    index_factory: IndexFactory | None = None,
+) -> Corpus:
+    """Index every file of ``folder`` (incrementally) and return the corpus.
+
+    ``index_factory(path, settings)`` opens the index (default:
+    ``deepfolder.index.open_index``); tests pass an in-memory one.
+    """
+    folder = Path(folder).resolve()
+    notify = progress or (lambda phase, done, total: None)
+    timings: dict[str, float] = {}
+    index_dir = index_dir_for(folder, settings)
+    index_dir.mkdir(parents=True, exist_ok=True)
+    report = IngestReport(folder=str(folder), index_dir=str(index_dir))
+
+    started = time.perf_counter()
+    notify("scan", 0, 0)
+    scanned = scan_folder(folder)
+    notify("scan", len(scanned), len(scanned))
+    timings["scan"] = time.perf_counter() - started
+
+    index = (index_factory or _default_index)(index_dir, settings)
+    manifest = load_manifest(index_dir)
+    current = {f.rel_path for f in scanned}
+    gone = [rel for rel in manifest if rel not in current]
+    for rel in gone:
+        index.remove_sources(manifest.pop(rel).get("source_ids", []))
+
+    reports: dict[str, FileReport] = {}
+    jobs: list[FileJob] = []
+    refills: list[tuple[ScannedFile, FileOutcome]] = []
+    by_rel = {f.rel_path: f for f in scanned}
+    for file in scanned:
+        entry = manifest.get(file.rel_path)
+        if entry and entry.get("sha256") == file.sha256 and _in_index(index, entry):
+            reports[file.rel_path] = FileReport(
+                file.rel_path,
+                file.kind,
+                "cached",
+                "; ".join(entry.get("warnings", [])),
+                int(entry.get("segments", 0)),
+                0.0,
+                file.sha256,
+            )
+            continue
+        if entry:  # changed, or its sources went missing: drop what it left behind
+            index.remove_sources(manifest.pop(file.rel_path).get("source_ids", []))
+        reason = _precheck(file, settings)
+        if reason:
+            reports[file.rel_path] = _failed(file, reason)
+            continue
+        cached = load_extraction(extract_cache_path(index_dir, file.rel_path, file.sha256))
+        if cached is not None:
+            refills.append((file, cached))
+            continue
+        work_dir = index_dir / "work" / file.sha256[:16]
+        jobs.append(
+            FileJob(
+                str(file.path),
+                file.rel_path,
+                file.kind,
+                file.sha256,
+                file.size,
+                str(work_dir),
+                settings.ingest.model_dump(mode="json"),
+            )
+        )
+
+    extract_started = time.perf_counter()
+    index_seconds = 0.0
+    total = len(jobs) + len(refills)
+    done = 0
+    notify("extract", 0, total)
+
+    def store(file: ScannedFile, outcome: FileOutcome, status: str) -> None:
+        nonlocal index_seconds
+        if not outcome.ok:
+            reports[file.rel_path] = _failed(file, outcome.reason, outcome.seconds)
+            return
+        t0 = time.perf_counter()
+        index.add(outcome.sources, outcome.segments)
+        index_seconds += time.perf_counter() - t0
+        manifest[file.rel_path] = {
+            "sha256": file.sha256,
+            "kind": file.kind,
+            "size": file.size,
+            "source_ids": [s.id for s in outcome.sources],
+            "segments": len(outcome.segments),
+            "warnings": outcome.warnings,
+            "models": outcome.models,
+            "describe": describe_outcome(file.kind, outcome),
+        }
+        reason = "; ".join(outcome.warnings)
+        reports[file.rel_path] = FileReport(
+            file.rel_path,
+            file.kind,
+            status,
+            reason,
+            len(outcome.segments),
+            outcome.seconds,
+            file.sha256,
+        )
+
+    for file, outcome in refills:
+        store(file, outcome, "cached")
+        done += 1
+        notify("extract", done, total)
+    for outcome in _run_jobs(jobs, _workers(settings)):
+        file = by_rel[outcome.rel_path]
+        if outcome.ok:
+            save_extraction(extract_cache_path(index_dir, file.rel_path, file.sha256), outcome)
+        store(file, outcome, "indexed")
+        done += 1
+        notify("extract", done, total)
+        if done % 20 == 0:
+            save_manifest(index_dir, manifest)  # progress survives an interruption
+
+    t0 = time.perf_counter()
+    notify("index", 0, 1)
+    flush = getattr(index, "flush", None)
+    if callable(flush):
+        flush()
+    index_seconds += time.perf_counter() - t0
+    notify("index", 1, 1)
+    timings["extract"] = time.perf_counter() - extract_started - index_seconds
+    timings["index"] = index_seconds
+    save_manifest(index_dir, manifest)
+
+    report.files = [reports[f.rel_path] for f in scanned]
+    for entry in manifest.values():
+        report.models.update(entry.get("models", {}))
+    timings["total"] = time.perf_counter() - started
+    report.timings = timings
+    (index_dir / "ingest_report.json").write_text(
+        json.dumps(report.to_dict(), ensure_ascii=False, indent=1), encoding="utf-8"
+    )
+    data_files = [
+        f.rel_path
+        for f in scanned
+        if f.kind in DATA_KINDS and reports[f.rel_path].status != "failed"
+    ]
+    files = {rel: {"kind": e["kind"], **e.get("describe", {})} for rel, e in manifest.items()}
+    return Corpus(folder, index, report, index_dir, data_files, files)
+
+
+def _in_index(index: Index, entry: dict[str, Any]) -> bool:
+    ids = entry.get("source_ids", [])
+    if not ids:
+        return True
+    return index.source(ids[0]) is not None and index.source(ids[-1]) is not None

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from memory_index import MemoryIndexFactory
+
+from deepfolder.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+DATA = REPO / ".." / "shared" / "data"
+
+
+@pytest.fixture
+def ingest_settings(tmp_path: Path) -> Settings:
+    """Settings with the cache in tmp_path, one worker, no dense embeddings."""
+    return Settings.model_validate(
+        {
+            "cache_dir": str(tmp_path / "cache"),
+            "ingest": {"workers": 1},
+            "retrieval": {"dense": False},
+        }
+    )
+
+
+@pytest.fixture
+def memory_index() -> MemoryIndexFactory:
+    return MemoryIndexFactory()

@@ -1,0 +1,136 @@
+"""Speech recognition: the packaged whisper model, Mandarin + English, error rates."""
+
+from __future__ import annotations
+
+import json
+import wave
+from pathlib import Path
+
+import pytest
+from speech_helpers import (
+    SPEECH,
+    char_error_rate,
+    espeak,
+    needs_espeak,
+    needs_speech_data,
+    word_error_rate,
+)
+
+from deepfolder.ingest.asr import (
+    MODEL_BIN_SHA256,
+    asr_model_info,
+    ensure_whisper_model,
+    to_simplified,
+    transcribe,
+)
+from deepfolder.ingest.base import ExtractError
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One joined model for the module (the join writes 145 MB)."""
+    root = tmp_path_factory.mktemp("cache")
+    ensure_whisper_model(root)
+    return root
+
+
+def test_model_is_joined_once_verified_and_rejoined_when_damaged(cache_dir: Path) -> None:
+    model_dir = ensure_whisper_model(cache_dir)
+    target = model_dir / "model.bin"
+    stamp = json.loads((model_dir / "model.bin.verified").read_text("utf-8"))
+    assert stamp["sha256"] == MODEL_BIN_SHA256 and stamp["size"] == target.stat().st_size
+    assert {p.name for p in model_dir.iterdir()} >= {"config.json", "tokenizer.json"}
+    assert not list(model_dir.glob("*.tmp-*"))
+    mtime = target.stat().st_mtime_ns
+    assert ensure_whisper_model(cache_dir) == model_dir
+    assert target.stat().st_mtime_ns == mtime  # not joined again
+    with target.open("r+b") as fh:  # damage it: the stamp no longer matches
+        fh.truncate(1000)
+    ensure_whisper_model(cache_dir)
+    assert target.stat().st_size == stamp["size"]
+
+
+def test_silence_gives_no_segments(tmp_path: Path, cache_dir: Path) -> None:
+    path = tmp_path / "silence.wav"
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes(b"\x00\x00" * 16000 * 3)
+    segments, _language = transcribe(path, cache_dir=cache_dir)
+    assert segments == []
+
+
+def test_not_audio_is_an_extract_error(tmp_path: Path, cache_dir: Path) -> None:
+    path = tmp_path / "notes.mp3"
+    path.write_text("this is not audio", encoding="utf-8")
+    with pytest.raises(ExtractError, match=r"notes\.mp3"):
+        transcribe(path, cache_dir=cache_dir)
+
+
+@needs_espeak
+def test_english_clip_made_with_espeak(tmp_path: Path, cache_dir: Path) -> None:
+    said = "Please bring the report about renewable energy."
+    clip = espeak(said, tmp_path / "en.wav")
+    segments, language = transcribe(clip, cache_dir=cache_dir)
+    assert language == "en"
+    text = " ".join(s.text for s in segments)
+    assert word_error_rate(said, text) <= 0.15, text
+    assert 0.0 <= segments[0].start < segments[-1].end <= 4.0
+
+
+def test_traditional_to_simplified() -> None:
+    assert to_simplified("歡迎大家來體驗達摩院推出的語音識別模型") == (
+        "欢迎大家来体验达摩院推出的语音识别模型"
+    )
+
+
+def test_which_text_is_converted_to_simplified() -> None:
+    from deepfolder.ingest.asr import _is_chinese
+
+    assert _is_chinese("hello", "zh")  # harmless: t2s leaves Latin text alone
+    assert _is_chinese("歡迎", "en")  # a Chinese segment inside an English file
+    assert not _is_chinese("東京へ行きます", "en")  # kana: Japanese, keep its kanji
+    assert not _is_chinese("東京", "ja")
+    assert not _is_chinese("Software zu verwenden", "de")
+
+
+def test_model_info() -> None:
+    info = asr_model_info()
+    assert info["faster-whisper"] == "1.2.1"
+    assert "base" in info["whisper"] and MODEL_BIN_SHA256[:12] in info["whisper"]
+
+
+@pytest.mark.data
+@needs_speech_data
+def test_mandarin_clip_in_simplified_characters(cache_dir: Path) -> None:
+    clip = SPEECH / "funasr" / "asr_example.wav"
+    reference = (SPEECH / "funasr" / "asr_example.ref.txt").read_text("utf-8").strip()
+    segments, language = transcribe(clip, cache_dir=cache_dir)
+    text = "".join(s.text for s in segments)
+    assert language == "zh"
+    assert char_error_rate(reference, text) <= 0.1, text
+    assert "歡" not in text and "欢迎" in text  # converted to simplified
+
+
+@pytest.mark.data
+@needs_speech_data
+def test_forced_language_is_reported(cache_dir: Path) -> None:
+    clip = SPEECH / "funasr" / "asr_example.wav"
+    segments, language = transcribe(clip, language="zh", cache_dir=cache_dir)
+    assert language == "zh" and segments
+
+
+@pytest.mark.slow  # a 60 s clip: ~10-25 s under load
+@pytest.mark.data
+@needs_speech_data
+def test_language_switch_inside_one_file(cache_dir: Path) -> None:
+    """multilingual.mp3 is English then German: both halves are transcribed."""
+    segments, language = transcribe(
+        SPEECH / "faster-whisper" / "multilingual.mp3", cache_dir=cache_dir
+    )
+    text = " ".join(s.text for s in segments)
+    assert language == "en"
+    assert "Permission is hereby granted" in text
+    assert "Software zu verwenden" in text
+    assert any(s.start >= 30 for s in segments if "Software" in s.text)
