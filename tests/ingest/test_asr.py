@@ -134,3 +134,29 @@ def test_language_switch_inside_one_file(cache_dir: Path) -> None:
     assert "Permission is hereby granted" in text
     assert "Software zu verwenden" in text
     assert any(s.start >= 30 for s in segments if "Software" in s.text)
+
+
+def test_no_download_is_attempted(
+    tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The model is loaded from the joined local directory: the hub is never asked."""
+    import faster_whisper.transcribe as fw_transcribe
+    import huggingface_hub
+
+    import deepfolder.ingest.asr as asr
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise AssertionError("faster-whisper tried to download a model")
+
+    monkeypatch.setattr(fw_transcribe, "download_model", forbidden)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", forbidden)
+    monkeypatch.setattr(asr, "_models", {})  # force a fresh model load
+    path = tmp_path / "short.wav"
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes(b"\x00\x00" * 8000)
+    segments, _language = transcribe(path, cache_dir=cache_dir)
+    assert segments == []
+    assert asr._models  # the model was built, without a download
