@@ -157,8 +157,18 @@ class ValidateSettings(BaseModel):
         0.2, description="Local support score at or above which a citation is 'weak'."
     )
     max_judge_calls: int = Field(
-        60, description="Most support-judge model calls per validation; further cited "
-        "sentences get the local verdict."
+        60,
+        description="Most support-judge model calls per validation; further cited "
+        "sentences get the local verdict.",
+    )
+
+
+class AnalysisSettings(BaseModel):
+    wall_s: float = Field(60.0, description="run_python: wall-clock limit of one call, seconds.")
+    cpu_s: float = Field(60.0, description="run_python: CPU-time limit of one call, seconds.")
+    memory_mb: int = Field(2048, description="run_python: address-space limit of the worker, MiB.")
+    output_chars: int = Field(
+        4000, description="run_python: characters of output shown to the model."
     )
 
 
@@ -169,10 +179,10 @@ class Settings(BaseModel):
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     agent: AgentSettings = Field(default_factory=AgentSettings)
     validate_: ValidateSettings = Field(default_factory=ValidateSettings, alias="validate")
+    analysis: AnalysisSettings = Field(default_factory=AnalysisSettings)
     cache_dir: str | None = Field(
         None,
-        description="Index and model cache (default $DEEPFOLDER_CACHE or "
-        "~/.cache/deepfolder).",
+        description="Index and model cache (default $DEEPFOLDER_CACHE or ~/.cache/deepfolder).",
     )
 
     model_config = {"populate_by_name": True}

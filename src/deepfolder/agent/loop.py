@@ -122,8 +122,13 @@ def run_agent(
     nudged = False
     for turn in range(1, max_turns + 1):
         response, step = call_model(
-            model, conv, turn=turn, tools=tools, keep_recent=keep_recent,
-            max_tokens=max_tokens, ctx=ctx,
+            model,
+            conv,
+            turn=turn,
+            tools=tools,
+            keep_recent=keep_recent,
+            max_tokens=max_tokens,
+            ctx=ctx,
         )
         yield step
         conv.messages.append(response.assistant_message())
@@ -141,7 +146,9 @@ def run_agent(
             started = time.time()
             output, internal = execute_tool(call, by_name, ctx)
             if internal:
-                yield NoteStep(turn=turn, message=f"tool {call.name} failed: {internal}", level="error")
+                yield NoteStep(
+                    turn=turn, message=f"tool {call.name} failed: {internal}", level="error"
+                )
             conv.messages.append({"role": "tool", "tool_call_id": call.id, "content": output.text})
             yield ToolResultStep(
                 turn=turn,
@@ -154,9 +161,13 @@ def run_agent(
                 is_error=output.is_error,
             )
         if conv.usage.input_tokens >= max_input_tokens:
-            yield from _final_without_tools(model, conv, ctx, turn + 1, "token budget", keep_recent, max_tokens)
+            yield from _final_without_tools(
+                model, conv, ctx, turn + 1, "token budget", keep_recent, max_tokens
+            )
             return
-    yield from _final_without_tools(model, conv, ctx, max_turns + 1, "turn", keep_recent, max_tokens)
+    yield from _final_without_tools(
+        model, conv, ctx, max_turns + 1, "turn", keep_recent, max_tokens
+    )
 
 
 def _final_without_tools(
@@ -168,11 +179,19 @@ def _final_without_tools(
     keep_recent: int,
     max_tokens: int,
 ) -> Iterator[Step]:
-    yield NoteStep(turn=turn, message=f"{limit} limit reached: asking for the final answer", level="warning")
+    yield NoteStep(
+        turn=turn, message=f"{limit} limit reached: asking for the final answer", level="warning"
+    )
     conv.messages.append({"role": "user", "content": CUT_SHORT.format(limit=limit)})
     response, step = call_model(
-        model, conv, turn=turn, tools=None, keep_recent=keep_recent, max_tokens=max_tokens,
-        purpose="final answer", ctx=ctx,
+        model,
+        conv,
+        turn=turn,
+        tools=None,
+        keep_recent=keep_recent,
+        max_tokens=max_tokens,
+        purpose="final answer",
+        ctx=ctx,
     )
     yield step
     conv.messages.append(response.assistant_message())

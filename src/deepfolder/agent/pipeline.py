@@ -27,7 +27,14 @@ from dataclasses import dataclass, field
 
 from deepfolder.agent.loop import Conversation, call_model, execute_tool
 from deepfolder.llm.base import ChatModel, ToolCallRequest
-from deepfolder.records import Evidence, FinalAnswerStep, NoteStep, Step, ToolCallStep, ToolResultStep
+from deepfolder.records import (
+    Evidence,
+    FinalAnswerStep,
+    NoteStep,
+    Step,
+    ToolCallStep,
+    ToolResultStep,
+)
 from deepfolder.tools.base import Tool, ToolContext
 from deepfolder.validate.constraints import RequestConstraints
 from deepfolder.validate.length import count_length
@@ -35,15 +42,27 @@ from deepfolder.validate.length import count_length
 StepGen = Generator[Step, None, "object"]
 
 TITLE_WORDS = ("标题", "题目", "title")
-REFERENCE_WORDS = ("参考资料", "参考文献", "参考来源", "信息来源", "references", "sources", "bibliography")
+REFERENCE_WORDS = (
+    "参考资料",
+    "参考文献",
+    "参考来源",
+    "信息来源",
+    "references",
+    "sources",
+    "bibliography",
+)
 QUERY_SCHEMA = {
     "type": "object",
-    "properties": {"queries": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 3}},
+    "properties": {
+        "queries": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 3}
+    },
     "required": ["queries"],
 }
 PLAN_SCHEMA = {
     "type": "object",
-    "properties": {"sections": {"type": "array", "items": {"type": "string"}, "minItems": 3, "maxItems": 6}},
+    "properties": {
+        "sections": {"type": "array", "items": {"type": "string"}, "minItems": 3, "maxItems": 6}
+    },
     "required": ["sections"],
 }
 
@@ -81,6 +100,10 @@ class PipelineState:
     used_ids: set[str] = field(default_factory=set)
     turn: int = 0
     max_tokens: int = 1024
+    analysis: list[Evidence] = field(default_factory=list)
+    """Computed results from the code-driven analysis, shown to the data section."""
+    figures: list[Evidence] = field(default_factory=list)
+    data_section: str | None = None
 
     @property
     def zh(self) -> bool:
@@ -88,7 +111,11 @@ class PipelineState:
 
     @property
     def unit(self) -> str:
-        return self.constraints.length.unit if self.constraints.length else ("字" if self.zh else "words")
+        return (
+            self.constraints.length.unit
+            if self.constraints.length
+            else ("字" if self.zh else "words")
+        )
 
 
 def report_title(request: str, language: str) -> str:
@@ -121,7 +148,9 @@ def target_total(c: RequestConstraints, language: str) -> int:
     return round((hi or 1000) * 0.85)
 
 
-def plan_budgets(titles: list[tuple[str, str]], c: RequestConstraints, language: str) -> list[SectionPlan]:
+def plan_budgets(
+    titles: list[tuple[str, str]], c: RequestConstraints, language: str
+) -> list[SectionPlan]:
     plans = [SectionPlan(label, title, 0, _section_kind(title)) for label, title in titles]
     body = [p for p in plans if p.kind == "body"]
     total = target_total(c, language)
@@ -140,21 +169,36 @@ def plan_sections(state: PipelineState) -> Generator[Step, None, list[SectionPla
         else f"List 3 to 5 section titles for this report (JSON only).\nRequest: {state.request}"
     )
     titles = yield from _json_call(state, prompt, PLAN_SCHEMA, "plan sections")
-    names = [t.strip() for t in (titles or {}).get("sections", []) if isinstance(t, str) and t.strip()]
+    names = [
+        t.strip() for t in (titles or {}).get("sections", []) if isinstance(t, str) and t.strip()
+    ]
     if len(names) < 2:
-        names = ["引言", "主要发现", "分析与讨论", "结论"] if state.zh else [
-            "Introduction", "Findings", "Discussion", "Conclusion"]
+        names = (
+            ["引言", "主要发现", "分析与讨论", "结论"]
+            if state.zh
+            else ["Introduction", "Findings", "Discussion", "Conclusion"]
+        )
         yield NoteStep(turn=state.turn, message="section plan fell back to the default outline")
     numbered = [(f"{i}. ", n) for i, n in enumerate(names[:6], 1)]
     return plan_budgets(numbered, c, state.language)
 
 
-def _json_call(state: PipelineState, prompt: str, schema: dict, purpose: str) -> Generator[Step, None, dict | None]:
+def _json_call(
+    state: PipelineState, prompt: str, schema: dict, purpose: str
+) -> Generator[Step, None, dict | None]:
     conv = Conversation(messages=[state.conv.messages[0], {"role": "user", "content": prompt}])
     state.turn += 1
     response, step = call_model(
-        state.model, conv, turn=state.turn, tools=None, keep_recent=2, max_tokens=200,
-        purpose=purpose, ctx=state.ctx, json_schema=schema, temperature=0.2,
+        state.model,
+        conv,
+        turn=state.turn,
+        tools=None,
+        keep_recent=2,
+        max_tokens=200,
+        purpose=purpose,
+        ctx=state.ctx,
+        json_schema=schema,
+        temperature=0.2,
     )
     yield step
     text = (response.content or "").strip()
@@ -163,7 +207,9 @@ def _json_call(state: PipelineState, prompt: str, schema: dict, purpose: str) ->
         data = json.loads(m.group(0) if m else text)
         return data if isinstance(data, dict) else None
     except json.JSONDecodeError:
-        yield NoteStep(turn=state.turn, message=f"{purpose}: model output was not JSON", level="warning")
+        yield NoteStep(
+            turn=state.turn, message=f"{purpose}: model output was not JSON", level="warning"
+        )
         return None
 
 
@@ -172,7 +218,9 @@ def _topic_words(request: str) -> str:
     return title.group(1) if title else request[:40]
 
 
-def gather_evidence(state: PipelineState, plan: SectionPlan, extra: int = 0) -> Generator[Step, None, list[Evidence]]:
+def gather_evidence(
+    state: PipelineState, plan: SectionPlan, extra: int = 0
+) -> Generator[Step, None, list[Evidence]]:
     topic = _topic_words(state.request)
     prompt = (
         f"报告主题：{topic}\n当前章节：{plan.title}\n请给出2个用于检索资料的中文搜索词组（只输出JSON）。"
@@ -180,18 +228,28 @@ def gather_evidence(state: PipelineState, plan: SectionPlan, extra: int = 0) -> 
         else f"Report topic: {topic}\nSection: {plan.title}\nGive 2 search queries to find material (JSON only)."
     )
     proposed = yield from _json_call(state, prompt, QUERY_SCHEMA, f"queries for {plan.heading}")
-    queries = [q for q in (proposed or {}).get("queries", []) if isinstance(q, str) and q.strip()][:3]
+    queries = [q for q in (proposed or {}).get("queries", []) if isinstance(q, str) and q.strip()][
+        :3
+    ]
     base = f"{topic} {plan.title}"
     call = ToolCallRequest(
         id=f"pipeline-search-{state.turn}",
         name="search",
-        arguments={"query": base, "more_queries": queries, "k": state.ctx.settings.agent.section_evidence + 6},
+        arguments={
+            "query": base,
+            "more_queries": queries,
+            "k": state.ctx.settings.agent.section_evidence + 6,
+        },
     )
     yield ToolCallStep(turn=state.turn, call_id=call.id, name=call.name, arguments=call.arguments)
     output, internal = execute_tool(call, state.tools, state.ctx)
     yield ToolResultStep(
-        turn=state.turn, call_id=call.id, name=call.name, content=output.text,
-        evidence_ids=[e.id for e in output.evidence], is_error=output.is_error,
+        turn=state.turn,
+        call_id=call.id,
+        name=call.name,
+        content=output.text,
+        evidence_ids=[e.id for e in output.evidence],
+        is_error=output.is_error,
     )
     if internal:
         yield NoteStep(turn=state.turn, message=f"search failed: {internal}", level="error")
@@ -208,9 +266,12 @@ def _excerpt(ev: Evidence, chars: int) -> str:
     return text if len(text) <= chars else text[:chars] + "…"
 
 
-def write_prompt(state: PipelineState, plan: SectionPlan, evidence: list[Evidence], budget: int, notes: list[str]) -> str:
+def write_prompt(
+    state: PipelineState, plan: SectionPlan, evidence: list[Evidence], budget: int, notes: list[str]
+) -> str:
     items = "\n".join(
-        f"[{i}] （{ev.citation_label(state.language)}）{_excerpt(ev, 360)}" for i, ev in enumerate(evidence, 1)
+        f"[{i}] （{ev.citation_label(state.language)}）{_excerpt(ev, 360)}"
+        for i, ev in enumerate(evidence, 1)
     )
     style = "不要使用分点列表，写成连贯段落。" if state.constraints.no_bullets else ""
     extra = ("\n修改要求：" + "；".join(notes)) if notes else ""
@@ -220,7 +281,11 @@ def write_prompt(state: PipelineState, plan: SectionPlan, evidence: list[Evidenc
             f"要求：约{budget}字；正式书面语；只使用下面材料中的事实，不要编造数据；{style}"
             f"不要写标题，不要写参考文献，不要写材料编号。{extra}\n\n材料：\n{items}\n\n请直接输出本节正文："
         )
-    bullets = "Do not use bullet lists; write connected paragraphs. " if state.constraints.no_bullets else ""
+    bullets = (
+        "Do not use bullet lists; write connected paragraphs. "
+        if state.constraints.no_bullets
+        else ""
+    )
     extra_en = ("\nRevision notes: " + "; ".join(notes)) if notes else ""
     return (
         f"Task: {state.request}\n\nWrite only this section: {plan.heading}\n"
@@ -230,7 +295,9 @@ def write_prompt(state: PipelineState, plan: SectionPlan, evidence: list[Evidenc
 
 
 CLEAN_PATTERNS = [
-    re.compile(r"\[\s*(?:E[0-9a-fA-F]{0,12}|\d{1,2})(?:\s*[,，、]\s*(?:E[0-9a-fA-F]{0,12}|\d{1,2}))*\s*\]"),
+    re.compile(
+        r"\[\s*(?:E[0-9a-fA-F]{0,12}|\d{1,2})(?:\s*[,，、]\s*(?:E[0-9a-fA-F]{0,12}|\d{1,2}))*\s*\]"
+    ),
     re.compile(r"【[^】]{0,20}】"),
     re.compile(r"（(?:材料|来源|见)?\s*\d{1,2}\s*）"),
 ]
@@ -287,7 +354,7 @@ def attach_citations(text: str, evidence: list[Evidence], threshold: float = 0.1
                 stripped = sentence.rstrip()
                 end = stripped[-1] if stripped and stripped[-1] in "。！？!?；.;" else ""
                 core = stripped[:-1] if end else stripped
-                sentence = f"{core}[{best.id}]{end}" + sentence[len(stripped):]
+                sentence = f"{core}[{best.id}]{end}" + sentence[len(stripped) :]
             pieces.append(sentence)
         out_lines.append("".join(pieces))
     return "\n".join(out_lines)
@@ -310,9 +377,16 @@ def write_section(
     if plan.kind == "references":
         return draft
     evidence = yield from gather_evidence(state, plan, extra_evidence)
+    is_data = plan.heading == state.data_section
+    if is_data:
+        evidence = state.analysis + evidence[: max(2, len(evidence) - len(state.analysis))]
     draft.evidence = evidence
     if not evidence:
-        msg = "（未在资料中检索到本节的相关证据。）" if state.zh else "(No evidence for this section was found in the folder.)"
+        msg = (
+            "（未在资料中检索到本节的相关证据。）"
+            if state.zh
+            else "(No evidence for this section was found in the folder.)"
+        )
         draft.text = msg
         yield NoteStep(turn=state.turn, message=f"no evidence for {plan.heading}", level="warning")
         return draft
@@ -322,13 +396,24 @@ def write_section(
         prompt = write_prompt(state, plan, evidence, budget, list(notes or []))
         if attempt:
             have = count_length(text, state.unit)
-            prompt += (f"\n\n上一稿只有{have}字，太短。请扩写到约{budget}字，补充材料中的具体事实。\n上一稿：{text}"
-                       if state.zh else f"\n\nThe previous draft had only {have} words. Expand it to about {budget} words with more facts from the material.\nPrevious draft: {text}")
+            prompt += (
+                f"\n\n上一稿只有{have}字，太短。请扩写到约{budget}字，补充材料中的具体事实。\n上一稿：{text}"
+                if state.zh
+                else f"\n\nThe previous draft had only {have} words. Expand it to about {budget} words with more facts from the material.\nPrevious draft: {text}"
+            )
         conv = Conversation(messages=[state.conv.messages[0], {"role": "user", "content": prompt}])
         state.turn += 1
         tokens = min(state.max_tokens, int(budget * (1.2 if state.zh else 2.0)) + 200)
-        response, step = call_model(state.model, conv, turn=state.turn, tools=None, keep_recent=2,
-                                    max_tokens=tokens, purpose=f"write {plan.heading}", ctx=state.ctx)
+        response, step = call_model(
+            state.model,
+            conv,
+            turn=state.turn,
+            tools=None,
+            keep_recent=2,
+            max_tokens=tokens,
+            purpose=f"write {plan.heading}",
+            ctx=state.ctx,
+        )
         yield step
         text = clean_section_text(response.content or "", plan)
         if count_length(text, state.unit) >= 0.6 * budget:
@@ -336,6 +421,8 @@ def write_section(
     if count_length(text, state.unit) > 1.5 * budget:
         text = trim_to(text, int(1.2 * budget), state.unit)
     draft.text = attach_citations(text, evidence)
+    if is_data and state.figures:
+        draft.text += "\n\n" + "\n\n".join(figure_line(f) for f in state.figures)
     return draft
 
 
@@ -349,9 +436,73 @@ def assemble(state: PipelineState) -> str:
     return "\n".join(parts).rstrip() + "\n"
 
 
+DATA_WORDS = (
+    "数据",
+    "分析",
+    "现状",
+    "明细",
+    "统计",
+    "可视化",
+    "图表",
+    "data",
+    "analysis",
+    "result",
+    "finding",
+)
+
+
+def run_analysis(state: PipelineState, plans: list[SectionPlan]) -> Generator[Step, None, None]:
+    """Code-driven analysis of the folder's tables when the request wants charts."""
+    from deepfolder.agent.auto_analysis import analysis_code, is_table
+
+    tables = [f for f in state.ctx.data_files if is_table(f)][:2]
+    if not (state.constraints.wants_figures and tables and "run_python" in state.tools):
+        return
+    for rel in tables:
+        call = ToolCallRequest(
+            id=f"pipeline-analysis-{len(state.analysis)}",
+            name="run_python",
+            arguments={"code": analysis_code(rel, state.language)},
+        )
+        yield ToolCallStep(
+            turn=state.turn, call_id=call.id, name=call.name, arguments=call.arguments
+        )
+        output, internal = execute_tool(call, state.tools, state.ctx)
+        yield ToolResultStep(
+            turn=state.turn,
+            call_id=call.id,
+            name=call.name,
+            content=output.text,
+            evidence_ids=[e.id for e in output.evidence],
+            is_error=output.is_error,
+        )
+        if internal or output.is_error:
+            yield NoteStep(
+                turn=state.turn,
+                level="warning",
+                message=f"analysis of {rel} failed: {internal or output.text[:200]}",
+            )
+            continue
+        state.analysis += [e for e in output.evidence if e.source.kind == "analysis"]
+        state.figures += [e for e in output.evidence if e.source.kind == "figure"]
+    body = [p for p in plans if p.kind == "body"]
+    data = [p for p in body if any(w in p.title.lower() for w in DATA_WORDS)]
+    target = data[0] if data else (body[1] if len(body) > 1 else body[0] if body else None)
+    state.data_section = target.heading if target else None
+
+
+def figure_line(ev: Evidence) -> str:
+    label = ev.source.meta.get("label", "")
+    caption = f"{label}: {ev.source.title}" if label else ev.source.title
+    return f"![{caption}]({ev.source.path})"
+
+
 def run_pipeline(state: PipelineState) -> Generator[Step, None, None]:
     plans = yield from plan_sections(state)
-    yield NoteStep(turn=state.turn, message="plan: " + " | ".join(f"{p.heading} ({p.budget})" for p in plans))
+    yield NoteStep(
+        turn=state.turn, message="plan: " + " | ".join(f"{p.heading} ({p.budget})" for p in plans)
+    )
+    yield from run_analysis(state, plans)
     for plan in plans:
         draft = yield from write_section(state, plan)
         state.drafts.append(draft)

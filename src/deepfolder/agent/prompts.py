@@ -30,9 +30,7 @@ CUT_SHORT = (
     "from the evidence you have, citing evidence ids in square brackets."
 )
 
-EMPTY_REPLY = (
-    "Your reply was empty. Either call a tool or write the complete report in Markdown."
-)
+EMPTY_REPLY = "Your reply was empty. Either call a tool or write the complete report in Markdown."
 
 
 def language_name(language: str) -> str:

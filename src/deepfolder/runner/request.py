@@ -37,8 +37,8 @@ def resolve_request(folder: Path, request: str | None) -> tuple[str, str]:
             if str(entry.get("task")) == folder.name and entry.get("query"):
                 return str(entry["query"]).strip(), f"{jsonl} (task {folder.name})"
     raise RunSetupError(
-        f"no request for {folder}: pass it as an argument (deepfolder run FOLDER \"REQUEST\"), "
-        f"or write it to {query_txt}, or add a line {{\"task\": \"{folder.name}\", \"query\": …}} "
+        f'no request for {folder}: pass it as an argument (deepfolder run FOLDER "REQUEST"), '
+        f'or write it to {query_txt}, or add a line {{"task": "{folder.name}", "query": …}} '
         f"to {jsonl}"
     )
 
@@ -62,6 +62,8 @@ def choose_run_dir(folder: Path, out: Path | None) -> Path:
             "writes into the input folder: pass --out somewhere else"
         )
     if out.exists() and any(out.iterdir()):
-        raise RunSetupError(f"run directory {out} already exists and is not empty; choose another --out")
+        raise RunSetupError(
+            f"run directory {out} already exists and is not empty; choose another --out"
+        )
     out.mkdir(parents=True, exist_ok=True)
     return out

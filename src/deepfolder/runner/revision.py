@@ -39,7 +39,9 @@ class RecordedModel:
     """Wraps a model so that calls made outside the agent loop (the support judge) are
     recorded in the trace like every other model call."""
 
-    def __init__(self, inner: ChatModel, recorder: RunRecorder, purpose: str, turn: Callable[[], int]) -> None:
+    def __init__(
+        self, inner: ChatModel, recorder: RunRecorder, purpose: str, turn: Callable[[], int]
+    ) -> None:
         self.inner = inner
         self.recorder = recorder
         self.purpose = purpose
@@ -55,11 +57,20 @@ class RecordedModel:
     def chat(self, messages, **kwargs):  # type: ignore[no-untyped-def]
         started = time.time()
         response = self.inner.chat(messages, **kwargs)
-        self.recorder.record(ModelCallStep(
-            turn=self.turn(), at=started, duration=time.time() - started, model=self.inner.name,
-            messages=messages, response_text=response.content, finish_reason=response.finish_reason,
-            usage=response.usage, purpose=self.purpose, prompt_sha256=prompt_hash(messages),
-        ))
+        self.recorder.record(
+            ModelCallStep(
+                turn=self.turn(),
+                at=started,
+                duration=time.time() - started,
+                model=self.inner.name,
+                messages=messages,
+                response_text=response.content,
+                finish_reason=response.finish_reason,
+                usage=response.usage,
+                purpose=self.purpose,
+                prompt_sha256=prompt_hash(messages),
+            )
+        )
         return response
 
 
@@ -87,13 +98,17 @@ class Revisor:
         md = self.render(raw)
         if self.state.constraints.format != "html":
             return md
-        return markdown_to_html(md, title=title_of(md, "report"), base_dir=self.run_dir, language=self.language)
+        return markdown_to_html(
+            md, title=title_of(md, "report"), base_dir=self.run_dir, language=self.language
+        )
 
     def validate(self, raw: str) -> ValidationReport:
         ctx = self.state.ctx
         judge = None
         if self.judge is not None:
-            judge = RecordedModel(self.judge, self.recorder, "support judge", lambda: self.state.turn)
+            judge = RecordedModel(
+                self.judge, self.recorder, "support judge", lambda: self.state.turn
+            )
         return validate_report(
             self.document(raw),
             self.state.constraints,
@@ -111,9 +126,21 @@ class Revisor:
     def _record(self, step: Step) -> None:
         self.recorder.record(step)
 
-    def on_round(self, round_no: int, report: ValidationReport, instructions: list[RevisionInstruction]) -> None:
-        self._record(ValidationStep(turn=self.state.turn, round=round_no, passed=report.passed, failures=report.failures))
-        self._record(RevisionStep(turn=self.state.turn, round=round_no + 1, instructions=[str(i) for i in instructions]))
+    def on_round(
+        self, round_no: int, report: ValidationReport, instructions: list[RevisionInstruction]
+    ) -> None:
+        self._record(
+            ValidationStep(
+                turn=self.state.turn, round=round_no, passed=report.passed, failures=report.failures
+            )
+        )
+        self._record(
+            RevisionStep(
+                turn=self.state.turn,
+                round=round_no + 1,
+                instructions=[str(i) for i in instructions],
+            )
+        )
 
     # -- writers -----------------------------------------------------------------------
     def _plan_for(self, title: str, label: str = "") -> SectionPlan:
@@ -127,9 +154,13 @@ class Revisor:
     def rewrite_section(self, section: Section, instructions: list[str]) -> str:
         if self.policy == "pipeline":
             plan = self._plan_for(section.title)
-            budget = _requested_budget(instructions, plan.budget, count_length(section.body, self.state.unit))
+            budget = _requested_budget(
+                instructions, plan.budget, count_length(section.body, self.state.unit)
+            )
             target = SectionPlan(plan.label, plan.title, budget, plan.kind)
-            draft = self._drain(write_section(self.state, target, notes=instructions, extra_evidence=2))
+            draft = self._drain(
+                write_section(self.state, target, notes=instructions, extra_evidence=2)
+            )
             return draft.text
         return self._model_rewrite(section.heading_line, section.body, instructions)
 
@@ -151,18 +182,29 @@ class Revisor:
 
     def _model_rewrite(self, heading: str, body: str, instructions: list[str]) -> str:
         seen = list(self.state.ctx.seen.values())[-30:]
-        evidence = "\n".join(f"[{e.id}] {e.citation_label(self.language)}: {' '.join(e.segment.text.split())[:300]}" for e in seen)
+        evidence = "\n".join(
+            f"[{e.id}] {e.citation_label(self.language)}: {' '.join(e.segment.text.split())[:300]}"
+            for e in seen
+        )
         prompt = (
             f"Revise one section of the report.\nSection heading: {heading}\n"
-            f"Instructions:\n- " + "\n- ".join(instructions) +
-            f"\n\nCurrent text:\n{body or '(missing)'}\n\nEvidence you may cite (ids in square brackets):\n{evidence}\n\n"
+            f"Instructions:\n- "
+            + "\n- ".join(instructions)
+            + f"\n\nCurrent text:\n{body or '(missing)'}\n\nEvidence you may cite (ids in square brackets):\n{evidence}\n\n"
             "Reply with the revised section body only (no heading), citing evidence ids like [E1a2b3c4d]."
         )
-        conv = Conversation(messages=[self.state.conv.messages[0], {"role": "user", "content": prompt}])
+        conv = Conversation(
+            messages=[self.state.conv.messages[0], {"role": "user", "content": prompt}]
+        )
         self.state.turn += 1
         response, step = call_model(
-            self.state.model, conv, turn=self.state.turn, tools=None, keep_recent=2,
-            max_tokens=self.settings.model.max_output_tokens, purpose=f"revise {heading.lstrip('# ')}",
+            self.state.model,
+            conv,
+            turn=self.state.turn,
+            tools=None,
+            keep_recent=2,
+            max_tokens=self.settings.model.max_output_tokens,
+            purpose=f"revise {heading.lstrip('# ')}",
             ctx=self.state.ctx,
         )
         self._record(step)
@@ -182,7 +224,11 @@ class Revisor:
             on_round=self.on_round,
         )
         last = reports[-1]
-        self._record(ValidationStep(turn=self.state.turn, round=last.round, passed=last.passed, failures=last.failures))
+        self._record(
+            ValidationStep(
+                turn=self.state.turn, round=last.round, passed=last.passed, failures=last.failures
+            )
+        )
         return final, last
 
 

@@ -100,8 +100,12 @@ def run_task(
     write_text(run_dir / "request.txt", request_text + "\n")
     write_json(
         run_dir / "settings.json",
-        {"settings": settings.to_json_dict(), "settings_hash": settings.settings_hash(),
-         "ingest_hash": settings.ingest_hash(), "request_from": request_origin},
+        {
+            "settings": settings.to_json_dict(),
+            "settings_hash": settings.settings_hash(),
+            "ingest_hash": settings.ingest_hash(),
+            "request_from": request_origin,
+        },
     )
     console.print(f"[bold]deepfolder run[/] {folder} → {run_dir}")
 
@@ -115,7 +119,8 @@ def run_task(
     failed = corpus.report.failures
     console.print(
         f"indexed {len(corpus.report.files) - len(failed)} file(s), {corpus.index.count()} passages "
-        f"in {time.time() - started:.1f}s" + (f"; {len(failed)} failed (see ingest_report.json)" if failed else "")
+        f"in {time.time() - started:.1f}s"
+        + (f"; {len(failed)} failed (see ingest_report.json)" if failed else "")
     )
 
     if model is None:
@@ -133,6 +138,12 @@ def run_task(
         data_files=list(corpus.data_files),
         services={"language": language},
     )
+    from deepfolder.analysis.sandbox import SandboxLimits
+
+    a = settings.analysis
+    ctx.services["python_limits"] = SandboxLimits(
+        wall_s=a.wall_s, cpu_s=a.cpu_s, memory_mb=a.memory_mb, output_chars=a.output_chars
+    )
     vision = _vision_model(settings)
     if vision is not None:
         ctx.services["vision"] = vision
@@ -148,21 +159,36 @@ def run_task(
         conv = Conversation(
             messages=[
                 {"role": "system", "content": system},
-                {"role": "user", "content": TASK_TEMPLATE.format(request=request_text, summary=summary)},
+                {
+                    "role": "user",
+                    "content": TASK_TEMPLATE.format(request=request_text, summary=summary),
+                },
             ]
         )
-        recorder.record(TaskStep(turn=0, request=request_text, folder_summary=summary, policy=policy))
-        recorder.milestone(f"{policy} policy with {model.name}; tools: {', '.join(t.name for t in tools)}")
+        recorder.record(
+            TaskStep(turn=0, request=request_text, folder_summary=summary, policy=policy)
+        )
+        recorder.milestone(
+            f"{policy} policy with {model.name}; tools: {', '.join(t.name for t in tools)}"
+        )
         state = PipelineState(
-            model=model, ctx=ctx, tools={t.name: t for t in tools}, request=request_text,
-            constraints=constraints, language=language, conv=conv,
+            model=model,
+            ctx=ctx,
+            tools={t.name: t for t in tools},
+            request=request_text,
+            constraints=constraints,
+            language=language,
+            conv=conv,
             max_tokens=min(settings.model.max_output_tokens, 2048),
         )
         if policy == "pipeline":
             steps = run_pipeline(state)
         else:
             steps = run_agent(
-                model, tools, ctx, conv,
+                model,
+                tools,
+                ctx,
+                conv,
                 max_turns=settings.agent.max_turns,
                 max_input_tokens=settings.agent.max_input_tokens_per_run,
                 keep_recent=settings.agent.tool_result_keep_recent,
@@ -181,27 +207,48 @@ def run_task(
         def citable(eid: str) -> Evidence | None:
             return ctx.seen.get(eid) or ctx.created.get(eid)
 
-        original_md, _ = finalize_markdown(final.text, citable, language, constraints.reference_section)
+        original_md, _ = finalize_markdown(
+            final.text, citable, language, constraints.reference_section
+        )
         write_text(run_dir / "report.original.md", original_md)
 
         revisor = Revisor(
-            state=state, policy=policy, recorder=recorder, citable=citable, run_dir=run_dir,
-            judge=_judge(settings, model), settings=settings,
+            state=state,
+            policy=policy,
+            recorder=recorder,
+            citable=citable,
+            run_dir=run_dir,
+            judge=_judge(settings, model),
+            settings=settings,
         )
         final_raw, validation = revisor.validate_and_revise(final.text)
-        final_md, rendered = finalize_markdown(final_raw, citable, language, constraints.reference_section)
+        final_md, rendered = finalize_markdown(
+            final_raw, citable, language, constraints.reference_section
+        )
         if rendered.dropped:
-            recorder.record(NoteStep(
-                turn=recorder.turn, level="warning",
-                message=f"removed {len(rendered.dropped)} citation(s) to ids never returned in this run: "
-                + ", ".join(sorted(set(rendered.dropped))[:10]),
-            ))
+            recorder.record(
+                NoteStep(
+                    turn=recorder.turn,
+                    level="warning",
+                    message=f"removed {len(rendered.dropped)} citation(s) to ids never returned in this run: "
+                    + ", ".join(sorted(set(rendered.dropped))[:10]),
+                )
+            )
         write_text(run_dir / "report.md", final_md)
         title = title_of(final_md, "deepfolder report")
-        write_text(run_dir / "report.html", markdown_to_html(final_md, title=title, base_dir=run_dir, language=language))
-        unit = constraints.length.unit if constraints.length else ("字" if language == "zh" else "words")
-        write_text(run_dir / "comparison.txt",
-                   comparison_text(original_md, final_md, lambda t: f"{count_length(t, unit)} {unit}"))
+        write_text(
+            run_dir / "report.html",
+            markdown_to_html(final_md, title=title, base_dir=run_dir, language=language),
+        )
+        unit = (
+            constraints.length.unit
+            if constraints.length
+            else ("字" if language == "zh" else "words")
+        )
+        write_text(
+            run_dir / "comparison.txt",
+            comparison_text(original_md, final_md, lambda t: f"{count_length(t, unit)} {unit}"),
+        )
         write_evidence(run_dir / "evidence.jsonl", ctx.seen, ctx.created)
         write_json(run_dir / "validation.json", validation.to_dict())
         failures = list(validation.failures)

@@ -1,0 +1,72 @@
+"""Write docs/settings.md from the settings tree's field descriptions (run after changing them)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from deepfolder.settings import ENV_OVERRIDES, PRESETS, Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def rows(model: type[BaseModel], prefix: str) -> list[str]:
+    out = []
+    for name, field in model.model_fields.items():
+        key = field.alias or name
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            out += rows(annotation, f"{prefix}{key}.")
+            continue
+        default = field.get_default(call_default_factory=True)
+        shown = (
+            json.dumps(default, ensure_ascii=False) if not isinstance(default, BaseModel) else ""
+        )
+        desc = (field.description or "").replace("|", "\\|")
+        out.append(f"| `{prefix}{key}` | `{shown}` | {desc} |")
+    return out
+
+
+def main() -> None:
+    lines = [
+        "# Settings",
+        "",
+        "Generated from `src/deepfolder/settings.py` by `scripts/make_settings_doc.py`.",
+        "",
+        "Later sources win: defaults → preset (`--preset`) → JSON config file (`--config`, "
+        "`$DEEPFOLDER_CONFIG`, `~/.config/deepfolder/config.json`) → environment variables → "
+        "command-line flags. API keys are never stored: only the name of the variable that "
+        "holds one. Every run writes the resolved settings and their hash to `settings.json`; "
+        "the index directory is keyed by the hash of the ingest settings.",
+        "",
+        "Example config file:",
+        "",
+        "```json",
+        '{"model": {"model": "deepseek:deepseek-chat"}, "validate": {"max_revisions": 3}}',
+        "```",
+        "",
+        "| setting | default | meaning |",
+        "|---|---|---|",
+        *rows(Settings, ""),
+        "",
+        "## Environment variables",
+        "",
+        *[f"- `{var}` → `{'.'.join(path)}`" for var, path in ENV_OVERRIDES.items()],
+        "- `DEEPFOLDER_CACHE`: the cache directory (index, joined model files).",
+        "- `DEEPFOLDER_ALLOW_MODEL_REQUESTS=0`: refuse every remote model request (the test suite sets it).",
+        "",
+        "## Presets",
+        "",
+        *[
+            f"- `{name}`: `{json.dumps(value, ensure_ascii=False)}`"
+            for name, value in PRESETS.items()
+        ],
+        "",
+    ]
+    (ROOT / "docs" / "settings.md").write_text("\n".join(lines), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

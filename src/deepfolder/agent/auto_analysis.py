@@ -1,0 +1,114 @@
+"""Code-driven data analysis for the pipeline policy.
+
+A small local model cannot be trusted to write analysis code, yet a request for
+statistics and charts ("图表结合", "可视化", "数据挖掘") deserves real numbers. So when the
+request wants figures and the folder has tables, the pipeline runs a fixed, generic
+analysis of each table through the same ``run_python`` tool an agent would use (so it is
+sandboxed, recorded in the trace, and its outputs become citable evidence):
+
+- wide time series (one column per date, like the JHU COVID-19 files): the total over
+  time, new cases per month, and the top rows by the latest value;
+- ordinary tables: summary statistics, correlations between numeric columns, group
+  means by the first low-cardinality column, a histogram and a correlation heatmap.
+
+The numbers printed and the charts drawn are evidence the writing model is shown and
+the figures are embedded in the data section.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+TABLE_SUFFIXES = (".csv", ".tsv", ".xlsx", ".xls", "")
+
+
+def is_table(rel: str) -> bool:
+    name = PurePosixPath(rel).name.lower()
+    return not name.startswith("long_context") and PurePosixPath(name).suffix in TABLE_SUFFIXES
+
+
+def analysis_code(rel: str, language: str) -> str:
+    """Python for one table; titles and labels in the report's language."""
+    zh = language.startswith("zh")
+    t = {
+        "rows": "行" if zh else "rows",
+        "range": "时间范围" if zh else "time range",
+        "latest": "最新累计值" if zh else "latest cumulative total",
+        "total": "合计随时间变化" if zh else "total over time",
+        "monthly": "每月新增" if zh else "new per month",
+        "top": "最新值前10位" if zh else "top 10 by latest value",
+        "date": "日期" if zh else "date",
+        "value": "数值" if zh else "value",
+        "summary": "描述统计" if zh else "summary statistics",
+        "corr": "相关系数" if zh else "correlations",
+        "means": "分组均值" if zh else "group means",
+        "dist": "分布" if zh else "distribution",
+        "count": "频数" if zh else "count",
+    }
+    return f'''\
+import re as _re
+_path = {rel!r}
+_stem = _path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+if _path.lower().endswith((".xlsx", ".xls")):
+    _df = pd.read_excel(_path)
+else:
+    _df = pd.read_csv(_path, sep=None, engine="python")
+_dates = [c for c in _df.columns if _re.fullmatch(r"\\d{{1,2}}/\\d{{1,2}}/\\d{{2,4}}|\\d{{4}}-\\d{{2}}-\\d{{2}}", str(c))]
+# Short, font-safe column labels (no emoji) for printed tables and chart labels.
+_df = _df.rename(columns=lambda c: "".join(ch for ch in str(c) if ord(ch) < 0x10000).strip()[:40])
+_txt = [c for c in _df.columns if pd.api.types.is_string_dtype(_df[c]) or _df[c].dtype == object]
+print(f"{{_path}}: {{len(_df)}} {t["rows"]} x {{len(_df.columns)}}")
+if len(_dates) >= 10:
+    _s = _df[_dates].sum()
+    _s.index = pd.to_datetime(_s.index, format="mixed")
+    _m = _s.resample("ME").last()
+    _new = _m.diff().fillna(_m.iloc[0])
+    print(f"{t["range"]}: {{_s.index[0].date()}} – {{_s.index[-1].date()}}; {t["latest"]}: {{int(_s.iloc[-1]):,}}")
+    print("{t["monthly"]}:")
+    print(_new.astype(int).tail(12).to_string())
+    _keys = [c for c in _txt if c not in _dates]
+    if _keys:
+        _top = _df.groupby(_keys[-1])[_dates[-1]].sum().sort_values(ascending=False).head(10)
+        print("{t["top"]}:")
+        print(_top.astype(int).to_string())
+    _fig, _ax = plt.subplots(figsize=(8, 4))
+    _new.plot(ax=_ax)
+    _ax.set_title(f"{{_stem}}：{t["monthly"]}")
+    _ax.set_xlabel("{t["date"]}"); _ax.set_ylabel("{t["value"]}")
+    _fig.tight_layout()
+    if _keys:
+        _fig2, _ax2 = plt.subplots(figsize=(8, 4))
+        _top.sort_values().plot.barh(ax=_ax2)
+        _ax2.set_title(f"{{_stem}}：{t["top"]}")
+        _ax2.set_xlabel("{t["value"]}")
+        _fig2.tight_layout()
+else:
+    _num = _df.select_dtypes("number")
+    print("{t["summary"]}:")
+    print(_num.describe().T.round(2).rename(index=lambda c: c[:40]).to_string())
+    if _num.shape[1] >= 2:
+        _c = _num.corr().round(2)
+        print("{t["corr"]}:")
+        print(_c.rename(index=lambda c: c[:24], columns=lambda c: c[:10]).to_string())
+        _fig, _ax = plt.subplots(figsize=(6, 5))
+        _im = _ax.imshow(_c.values, cmap="coolwarm", vmin=-1, vmax=1)
+        _ax.set_xticks(range(len(_c)), [str(x)[:14] for x in _c.columns], rotation=45, ha="right")
+        _ax.set_yticks(range(len(_c)), [str(x)[:14] for x in _c.index])
+        _fig.colorbar(_im)
+        _ax.set_title(f"{{_stem}}：{t["corr"]}")
+        _fig.tight_layout()
+    # Group by the last low-cardinality column (often the outcome, e.g. a stress rating).
+    _cats = [c for c in _df.columns if _df[c].nunique() <= 8]
+    if _cats and _num.shape[1] >= 2:
+        _key = _cats[-1]
+        _g = _df.groupby(_key)[[c for c in _num.columns if c != _key][:5]].mean().round(2)
+        print(f"{t["means"]} ({{_key}}):")
+        print(_g.rename(columns=lambda c: c[:16]).to_string())
+    if _num.shape[1] >= 1:
+        _col = _num.columns[-1]
+        _fig3, _ax3 = plt.subplots(figsize=(6, 4))
+        _num[_col].plot.hist(ax=_ax3, bins=min(20, max(5, _num[_col].nunique())))
+        _ax3.set_title(f"{{_col}}：{t["dist"]}")
+        _ax3.set_xlabel(str(_col)); _ax3.set_ylabel("{t["count"]}")
+        _fig3.tight_layout()
+'''
