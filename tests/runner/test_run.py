@@ -18,9 +18,18 @@ from deepfolder.settings import load_settings
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "examples" / "demo"
 OUTPUTS = [
-    "report.md", "report.html", "report.original.md", "comparison.txt", "trace.jsonl",
-    "turns.txt", "usage.json", "settings.json", "validation.json", "evidence.jsonl",
-    "request.txt", "ingest_report.json",
+    "report.md",
+    "report.html",
+    "report.original.md",
+    "comparison.txt",
+    "trace.jsonl",
+    "turns.txt",
+    "usage.json",
+    "settings.json",
+    "validation.json",
+    "evidence.jsonl",
+    "request.txt",
+    "ingest_report.json",
 ]
 
 
@@ -50,7 +59,9 @@ def small_model(messages, tools):  # type: ignore[no-untyped-def]
 def test_pipeline_run_on_demo_writes_every_output(tmp_path: Path) -> None:
     before = tree_hash(DEMO)
     out = tmp_path / "run"
-    result = run_task(DEMO, None, settings(tmp_path), out=out, model=FunctionModel(small_model, is_local=True))
+    result = run_task(
+        DEMO, None, settings(tmp_path), out=out, model=FunctionModel(small_model, is_local=True)
+    )
     assert tree_hash(DEMO) == before, "the input folder must never change"
     for name in OUTPUTS:
         assert (out / name).is_file(), name
@@ -63,7 +74,10 @@ def test_pipeline_run_on_demo_writes_every_output(tmp_path: Path) -> None:
     report = (out / "report.md").read_text(encoding="utf-8")
     assert "## （4）参考资料" in report
     cited = set(re.findall(r"\(#(E[0-9a-f]{8})\)", report))
-    evidence = {json.loads(l)["segment"]["id"] for l in (out / "evidence.jsonl").read_text(encoding="utf-8").splitlines()}
+    evidence = {
+        json.loads(l)["segment"]["id"]
+        for l in (out / "evidence.jsonl").read_text(encoding="utf-8").splitlines()
+    }
     assert cited and cited <= evidence
     assert "社区图书馆调研报告.pdf, 第" in report  # a real page locator
     html = (out / "report.html").read_text(encoding="utf-8")
@@ -82,8 +96,13 @@ def test_agent_run_reconstructs_prompts_from_trace(tmp_path: Path) -> None:
         [tool_call("search", {"query": "电子书借阅量"}), answer, judge], name="fake:agent"
     )
     out = tmp_path / "run"
-    run_task(DEMO, "写一段关于电子书借阅的总结，标注来源。", settings(tmp_path, validate={"max_revisions": 0}),
-             out=out, model=model)
+    run_task(
+        DEMO,
+        "写一段关于电子书借阅的总结，标注来源。",
+        settings(tmp_path, validate={"max_revisions": 0}),
+        out=out,
+        model=model,
+    )
     steps = [json.loads(l) for l in (out / "trace.jsonl").read_text(encoding="utf-8").splitlines()]
     calls = [s for s in steps if s["kind"] == "model_call"]
     # every prompt is in the trace exactly as sent
@@ -124,9 +143,13 @@ def test_cli_help_and_bad_folder(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["run", str(tmp_path / "missing"), "x"]) == 2
 
 
-def test_check_command_on_a_finished_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_command_on_a_finished_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "run"
-    run_task(DEMO, None, settings(tmp_path), out=out, model=FunctionModel(small_model, is_local=True))
+    run_task(
+        DEMO, None, settings(tmp_path), out=out, model=FunctionModel(small_model, is_local=True)
+    )
     first = json.loads((out / "validation.json").read_text(encoding="utf-8"))
     code = main(["check", str(out)])
     again = json.loads((out / "validation.json").read_text(encoding="utf-8"))
@@ -134,6 +157,28 @@ def test_check_command_on_a_finished_run(tmp_path: Path, capsys: pytest.CaptureF
     assert again["passed"] == first["passed"]
     # a citation whose label no longer matches its evidence is caught
     report = (out / "report.md").read_text(encoding="utf-8")
-    (out / "report.md").write_text(re.sub(r"第(\d)页\]", "第9页]", report, count=1), encoding="utf-8")
+    (out / "report.md").write_text(
+        re.sub(r"第(\d)页\]", "第9页]", report, count=1), encoding="utf-8"
+    )
     assert main(["check", str(out)]) == 1
     assert main(["check", str(tmp_path / "nowhere")]) == 2
+
+
+CASE_009 = ROOT.parent / "shared" / "data" / "cases" / "009"
+
+
+@pytest.mark.data
+@pytest.mark.skipif(not CASE_009.is_dir(), reason="../shared/data/cases/009 is absent")
+def test_pipeline_analyses_tables_when_charts_are_requested(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    run_task(
+        CASE_009, None, settings(tmp_path, validate={"max_revisions": 0}), out=out,
+        model=FunctionModel(small_model, is_local=True),
+    )
+    report = (out / "report.md").read_text(encoding="utf-8")
+    images = re.findall(r"!\[[^\]]*\]\((figures/[^)]+)\)", report)
+    assert len(images) >= 2 and all((out / i).is_file() for i in images)
+    trace = [json.loads(l) for l in (out / "trace.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert any(s["kind"] == "tool_call" and s["name"] == "run_python" for s in trace)
+    validation = json.loads((out / "validation.json").read_text(encoding="utf-8"))
+    assert next(c for c in validation["checks"] if c["name"] == "figures")["passed"] is True

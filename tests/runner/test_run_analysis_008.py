@@ -19,7 +19,9 @@ CASE = ROOT.parent / "shared" / "data" / "cases" / "008"
 
 
 def _cells() -> list[str]:
-    spec = importlib.util.spec_from_file_location("scripts_008", ROOT / "tests/analysis/scripts_008.py")
+    spec = importlib.util.spec_from_file_location(
+        "scripts_008", ROOT / "tests/analysis/scripts_008.py"
+    )
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -36,6 +38,7 @@ def test_scripted_analysis_run_on_case_008(tmp_path: Path) -> None:
         def reply(messages, tools):  # type: ignore[no-untyped-def]
             observations.append(messages[-1]["content"])
             return tool_call("run_python", {"code": cells[i]}, id=f"cell{i}")
+
         return reply
 
     def write_report(messages, tools):  # type: ignore[no-untyped-def]
@@ -45,11 +48,23 @@ def test_scripted_analysis_run_on_case_008(tmp_path: Path) -> None:
         analysis_ids = re.findall(r"\[(E[0-9a-f]{8})\][^\n]*analysis", text)
         ids = re.findall(r"E[0-9a-f]{8}", text)
         body = [
-            "# 新冠疫情监测报告", "", "## （1）报告标题", "", "新冠疫情监测报告", "",
-            "## （2）核心数据摘要", "",
-            f"全球累计确诊与死亡数据由分析计算得出 [{(analysis_ids or ids)[0]}]。", "",
-            "## （3）数据明细板块", "", *figures, "",
-            "## （4）简要提示", "", f"数据来源为提供的两份CSV [{ids[-1]}]。",
+            "# 新冠疫情监测报告",
+            "",
+            "## （1）报告标题",
+            "",
+            "新冠疫情监测报告",
+            "",
+            "## （2）核心数据摘要",
+            "",
+            f"全球累计确诊与死亡数据由分析计算得出 [{(analysis_ids or ids)[0]}]。",
+            "",
+            "## （3）数据明细板块",
+            "",
+            *figures,
+            "",
+            "## （4）简要提示",
+            "",
+            f"数据来源为提供的两份CSV [{ids[-1]}]。",
         ]
         return "\n".join(body)
 
@@ -58,8 +73,11 @@ def test_scripted_analysis_run_on_case_008(tmp_path: Path) -> None:
         name="fake:analyst",
     )
     settings = load_settings(
-        overrides={"cache_dir": str(tmp_path / "cache"), "retrieval": {"dense": False},
-                   "validate": {"max_revisions": 0}},
+        overrides={
+            "cache_dir": str(tmp_path / "cache"),
+            "retrieval": {"dense": False},
+            "validate": {"max_revisions": 0},
+        },
         environ={},
     )
     out = tmp_path / "run"
@@ -71,7 +89,9 @@ def test_scripted_analysis_run_on_case_008(tmp_path: Path) -> None:
         assert (out / rel).is_file()
     captions = re.findall(r"!\[([^\]]*)\]", report)
     assert all(re.search(r"[\u4e00-\u9fff]", c) for c in captions)  # Chinese captions
-    evidence = [json.loads(l) for l in (out / "evidence.jsonl").read_text(encoding="utf-8").splitlines()]
+    evidence = [
+        json.loads(l) for l in (out / "evidence.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     kinds = {e["source"]["kind"] for e in evidence}
     assert {"figure", "analysis"} <= kinds
     cited = set(re.findall(r"\(#(E[0-9a-f]{8})\)", report))
