@@ -231,7 +231,8 @@ def gather_evidence(
     queries = [q for q in (proposed or {}).get("queries", []) if isinstance(q, str) and q.strip()][
         :3
     ]
-    base = f"{topic} {plan.title}"
+    base = plan.title if len(plan.title) >= 4 else f"{topic} {plan.title}"
+    queries.append(f"{topic} {plan.title}")
     call = ToolCallRequest(
         id=f"pipeline-search-{state.turn}",
         name="search",
@@ -278,8 +279,10 @@ def write_prompt(
     if state.zh:
         return (
             f"写作任务：{state.request}\n\n你现在只写其中一节：{plan.heading}\n"
-            f"要求：约{budget}字；正式书面语；只使用下面材料中的事实，不要编造数据；{style}"
-            f"不要写标题，不要写参考文献，不要写材料编号。{extra}\n\n材料：\n{items}\n\n请直接输出本节正文："
+            f"要求：约{budget}字；用中文正式书面语写成二至三个连贯段落；只使用下面材料中的事实，"
+            "不要添加材料以外的背景信息、地名或数据；英文材料请译成中文再使用；"
+            f"{style}不要写标题、列表或加粗，不要写参考文献和材料编号。{extra}\n\n"
+            f"材料：\n{items}\n\n请直接输出本节正文："
         )
     bullets = (
         "Do not use bullet lists; write connected paragraphs. "
@@ -312,6 +315,8 @@ def clean_section_text(text: str, plan: SectionPlan) -> str:
             continue
         if any(bare.startswith(w) for w in ("参考文献", "参考资料", "References")):
             break
+        # Formal prose: bullets become sentences of a paragraph, bold markers go.
+        line = re.sub(r"^\s*(?:[-*•]|\d+[.、)])\s+", "", line).replace("**", "")
         lines.append(line.rstrip())
     out = "\n".join(lines).strip()
     for pattern in CLEAN_PATTERNS:
@@ -330,7 +335,7 @@ def _grams(text: str) -> set[str]:
     return grams
 
 
-def attach_citations(text: str, evidence: list[Evidence], threshold: float = 0.18) -> str:
+def attach_citations(text: str, evidence: list[Evidence], threshold: float = 0.3) -> str:
     """Append ``[E…]`` to each sentence that overlaps an excerpt enough; code decides."""
     if not evidence:
         return text

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import threading
 from pathlib import Path
 from typing import Any, Literal
@@ -53,8 +54,33 @@ _LOADED: dict[tuple[str, int, int], Any] = {}
 _LOAD_LOCK = threading.Lock()
 
 
+def _busy_cores(interval: float = 0.3) -> float:
+    """Cores busy with other work right now (this process is idle while it measures)."""
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat", encoding="ascii") as f:
+            values = [int(v) for v in f.readline().split()[1:]]
+        return values[3] + values[4], sum(values)  # idle + iowait, total
+
+    try:
+        idle0, total0 = sample()
+        time.sleep(interval)
+        idle1, total1 = sample()
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    if total1 <= total0:
+        return 0.0
+    return (1 - (idle1 - idle0) / (total1 - total0)) * (os.cpu_count() or 1)
+
+
 def default_threads() -> int:
-    return max(1, min(4, os.cpu_count() or 1))
+    """Threads for llama.cpp when the settings give none: the cores not already busy.
+
+    llama.cpp's threads wait for each other at every layer, so one busy core slows all
+    of them: measured on 2 cores shared with another job, 2 threads fell to 1–2 tokens/s
+    while 1 thread kept 5–6. So take the cores that other work leaves free right now
+    (at least 1, at most 4); set ``embedded.n_threads`` / ``--threads`` to override."""
+    cores = min(4, os.cpu_count() or 1)
+    return max(1, min(cores, round(cores - _busy_cores())))
 
 
 def load_llama(path: Path, n_ctx: int, n_threads: int) -> Any:

@@ -38,7 +38,9 @@ def resolve_source_names(ctx: ToolContext, names: list[str]) -> tuple[str, ...]:
         matches = [
             s.id for s in sources if name in (s.id, s.path, s.display_name) and s.kind != "article"
         ]
-        collection = [s for s in sources if s.kind == "article" and name in (s.path, s.display_name)]
+        collection = [
+            s for s in sources if s.kind == "article" and name in (s.path, s.display_name)
+        ]
         if collection:
             matches.append(collection[0].path + "#")
         if not matches:
@@ -64,7 +66,9 @@ def format_hits(ctx: ToolContext, hits: list[Evidence], budget_tokens: int, lang
         )
         cost = _approx_tokens(entry)
         if used + cost > budget_tokens and lines:
-            lines.append(f"… {len(hits) - n + 1} more results cut to fit the budget; refine the query.")
+            lines.append(
+                f"… {len(hits) - n + 1} more results cut to fit the budget; refine the query."
+            )
             break
         lines.append(entry)
         used += cost
@@ -105,15 +109,17 @@ def search(
         min_docs=min(rs.min_docs, k),
         max_per_doc=rs.max_per_doc,
     )
+    # Several phrasings are fused like reciprocal rank fusion: a passage found by more of
+    # them ranks higher, so a query that shares words with every phrasing cannot crowd
+    # out the rest.
     merged: dict[str, Evidence] = {}
-    for q in [query, *(more_queries or [])]:
-        if not q.strip():
-            continue
-        for ev in ctx.index.search(q, options):
-            best = merged.get(ev.id)
-            if best is None or ev.score > best.score:
-                merged[ev.id] = ev
-    hits = sorted(merged.values(), key=lambda e: e.score, reverse=True)[:k]
+    fused: dict[str, float] = {}
+    for q in dict.fromkeys(q.strip() for q in [query, *(more_queries or [])] if q.strip()):
+        for rank, ev in enumerate(ctx.index.search(q, options), 1):
+            merged.setdefault(ev.id, ev)
+            fused[ev.id] = fused.get(ev.id, 0.0) + 1.0 / (rs.rrf_k + rank)
+    ranked = sorted(merged, key=lambda i: fused[i], reverse=True)[:k]
+    hits = [Evidence(merged[i].segment, merged[i].source, round(fused[i], 4)) for i in ranked]
     ctx.remember(hits)
     language = ctx.services.get("language", "en")
     if not hits:
@@ -203,7 +209,9 @@ def read(
             pivot = segments.index(chosen[0])
             chosen = _window(segments, pivot, around)
     else:
-        raise ToolArgumentError("read(): give evidence_id, or source plus page/slide/chunk/start/row.")
+        raise ToolArgumentError(
+            "read(): give evidence_id, or source plus page/slide/chunk/start/row."
+        )
     evidence = [Evidence(seg, src) for seg in chosen]
     budget = ctx.settings.retrieval.result_token_budget * 2
     parts, used = [], 0
