@@ -71,7 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
         "query.jsonl beside FOLDER",
     )
     run.add_argument("--out", type=Path, help="run directory (default runs/<folder>-<time>/)")
-    run.add_argument("--policy", choices=["auto", "agent", "pipeline"], help="agent loop or pipeline")
+    run.add_argument(
+        "--policy", choices=["auto", "agent", "pipeline"], help="agent loop or pipeline"
+    )
     run.add_argument("--max-turns", type=int, help="model turns before the agent must answer")
     run.add_argument("--max-revisions", type=int, help="validation/revision rounds")
     run.add_argument("--strict", action="store_true", help="exit 1 when validation still fails")
@@ -115,12 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="recall@k / MRR / latency of search on SQuAD/CMRC-format data",
         description="Each passage of DATA becomes a document chunked by the normal chunker; "
         "a question is found at rank k when a result at rank <= k comes from its passage and "
-        "contains a gold answer.",
+        "contains a gold answer. Prints one row per mode: recall@k, MRR, latency p50/p95.",
     )
-    er.add_argument("data", type=Path, help="SQuAD/CMRC-format JSON")
-    er.add_argument("--distractors", type=Path, nargs="*", default=[], help="distractor files or folders")
-    er.add_argument("--modes", default="lexical,dense,hybrid", help="comma-separated modes")
-    er.add_argument("--limit", type=int, help="only the first N questions")
+    from deepfolder.eval.retrieval import add_eval_arguments
+
+    add_eval_arguments(er)
     _add_settings_args(er)
     return parser
 
@@ -153,10 +154,14 @@ def _settings_from(args: argparse.Namespace) -> Any:
 def _cmd_run(args: argparse.Namespace, console: Console) -> int:
     from deepfolder.runner.run import run_task
 
-    result = run_task(args.folder, args.request, _settings_from(args), out=args.out, console=console)
+    result = run_task(
+        args.folder, args.request, _settings_from(args), out=args.out, console=console
+    )
     console.print(f"\n[bold green]report:[/] {result.report_path}")
     if result.failures:
-        console.print(f"[yellow]{len(result.failures)} check(s) still failing[/] (validation.json):")
+        console.print(
+            f"[yellow]{len(result.failures)} check(s) still failing[/] (validation.json):"
+        )
         for failure in result.failures[:10]:
             console.print(f"  - {failure}")
     else:
@@ -191,7 +196,9 @@ def _cmd_search(args: argparse.Namespace, console: Console) -> int:
     from deepfolder.tools.core import search
 
     corpus, settings = _open_corpus(args, console)
-    ctx = ToolContext(index=corpus.index, settings=settings, folder=args.folder, index_dir=corpus.index_dir)
+    ctx = ToolContext(
+        index=corpus.index, settings=settings, folder=args.folder, index_dir=corpus.index_dir
+    )
     arguments: dict[str, Any] = {"query": args.query, "k": args.k}
     if args.mode:
         arguments["mode"] = args.mode
@@ -212,9 +219,9 @@ def _cmd_check(args: argparse.Namespace, console: Console) -> int:
 def _cmd_eval(args: argparse.Namespace, console: Console) -> int:
     if args.eval_command != "retrieval":
         raise _UserError("say what to evaluate: deepfolder eval retrieval DATA.json")
-    from deepfolder.eval.retrieval import eval_retrieval_command
+    from deepfolder.eval.retrieval import run_eval_from_args
 
-    return int(eval_retrieval_command(args, _settings_from(args), console) or 0)
+    return int(run_eval_from_args(args, _settings_from(args)) or 0)
 
 
 class _UserError(Exception):
@@ -245,7 +252,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args, console)
     except (
-        _UserError, RunSetupError, SettingsError, ModelConfigError, CheckError, FileNotFoundError
+        _UserError,
+        RunSetupError,
+        SettingsError,
+        ModelConfigError,
+        CheckError,
+        FileNotFoundError,
     ) as exc:
         console.print(f"[red]error:[/] {exc}")
         return 2

@@ -1,0 +1,1 @@
+"""Evaluations built into the product (``deepfolder eval …``)."""

@@ -1,0 +1,418 @@
+"""Retrieval evaluation over SQuAD / CMRC-format question sets.
+
+Each passage becomes a document, chunked by deepfolder's normal chunker, optionally mixed
+with distractor documents (JSON web-page collections, THUCNews ``label\\tcontent`` lines,
+People's Daily ``词/tag`` paragraphs). A question counts as *found at rank k* when a result
+at rank ≤ k comes from the question's own passage AND contains a gold answer string, so
+the score does not depend on where chunks are cut. Reported per configuration: recall@k,
+MRR (over the top ``max(ks)``), latency p50/p95 of one search call, and the share of
+questions for which an answer-bearing chunk exists at all (the ceiling: an answer cut in
+two by a chunk boundary cannot be found).
+
+``hybrid+rerank`` needs a cross-encoder; none is carried by any package found, so the
+row is reported as not available unless a reranker is passed in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import statistics
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from deepfolder.index import open_index
+from deepfolder.index.base import Index, SearchOptions
+from deepfolder.records import Evidence, Locator, Segment, Source
+from deepfolder.settings import Settings
+
+Reranker = Callable[[str, list[Evidence]], list[Evidence]]
+_PD_TAG = re.compile(r"/[a-zA-Z]+\b")
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    id: str
+    title: str
+    text: str
+    kind: str = "text"
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    id: str
+    text: str
+    passage_id: str
+    answers: tuple[str, ...]
+
+
+def load_qa(path: Path) -> tuple[list[Document], list[Question]]:
+    """Passages and questions of a CMRC-style list or a SQuAD-style ``{"data": …}`` file."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"cannot read question set {path}: {exc}") from exc
+    docs: list[Document] = []
+    questions: list[Question] = []
+    if isinstance(data, list):  # CMRC 2018 trial layout
+        for i, item in enumerate(data):
+            pid = f"passage/{item.get('context_id', i)}"
+            docs.append(Document(pid, item.get("title", ""), item["context_text"]))
+            for qa in item.get("qas", []):
+                answers = tuple(a for a in qa.get("answers", []) if a)
+                questions.append(Question(qa["query_id"], qa["query_text"], pid, answers))
+    elif isinstance(data, dict) and "data" in data:  # SQuAD / CMRC 2018 dev layout
+        for article in data["data"]:
+            for j, para in enumerate(article.get("paragraphs", [])):
+                pid = f"passage/{para.get('id', article.get('title', '') + '#' + str(j))}"
+                docs.append(Document(pid, article.get("title", ""), para["context"]))
+                for qa in para.get("qas", []):
+                    answers = tuple(
+                        a["text"] if isinstance(a, dict) else a for a in qa.get("answers", [])
+                    )
+                    questions.append(
+                        Question(str(qa["id"]), qa["question"], pid, tuple(a for a in answers if a))
+                    )
+    else:
+        raise ValueError(
+            f"{path} is neither a CMRC list of passages nor a SQuAD {{'data': [...]}} file"
+        )
+    return docs, [q for q in questions if q.answers]
+
+
+def iter_distractors(path: Path, pd_group: int = 8) -> Iterator[Document]:
+    """Documents from a distractor path (a file, or every .json/.txt file in a folder)."""
+    if path.is_dir():
+        for child in sorted(path.rglob("*")):
+            if child.suffix in (".json", ".txt") and child.is_file():
+                yield from iter_distractors(child, pd_group)
+        return
+    if path.suffix == ".json":
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+        items = data if isinstance(data, list) else data.get("data", [])
+        for i, item in enumerate(items):
+            if not isinstance(item, dict):
+                continue
+            body = item.get("page_body") or item.get("content") or item.get("text") or ""
+            if body.strip():
+                yield Document(f"{path}#{i}", item.get("title", ""), body, "article")
+        return
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    if lines and "\t" in lines[0]:  # THUCNews: label \t content
+        for i, line in enumerate(lines):
+            label, _, content = line.partition("\t")
+            if content.strip():
+                yield Document(f"{path}#{i}", label, content, "article")
+        return
+    paragraphs = [_PD_TAG.sub("", ln).replace("  ", "").strip() for ln in lines]
+    paragraphs = [p for p in paragraphs if p]
+    for i in range(0, len(paragraphs), pd_group):
+        yield Document(f"{path}#{i}", "", "\n".join(paragraphs[i : i + pd_group]), "article")
+
+
+def _chunker() -> Callable[[str, int, int], list[tuple[int, int, str]]]:
+    from deepfolder.ingest.chunk import chunk_text
+
+    return chunk_text
+
+
+def build_records(
+    docs: Sequence[Document], chunk_chars: int, overlap: int
+) -> tuple[list[Source], list[Segment]]:
+    chunk_text = _chunker()
+    sources: list[Source] = []
+    segments: list[Segment] = []
+    for doc in docs:
+        sources.append(Source(doc.id, doc.id.split("#", 1)[0], doc.kind, title=doc.title))
+        for n, (start, end, text) in enumerate(chunk_text(doc.text, chunk_chars, overlap)):
+            loc = Locator(chunk=n + 1, char_start=start, char_end=end)
+            segments.append(Segment.create(doc.id, text, loc, n))
+    return sources, segments
+
+
+def build_eval_index(
+    index_dir: Path,
+    docs: Sequence[Document],
+    settings: Settings,
+    *,
+    progress: Callable[[str], None] | None = None,
+) -> Index:
+    """Open (or build) the evaluation index; an index built from the same documents and
+    chunk settings is reused (a fingerprint file records what it holds)."""
+    chunk_chars, overlap = settings.ingest.chunk_chars, settings.ingest.chunk_overlap
+    digest = hashlib.sha256()
+    for doc in docs:
+        digest.update(doc.id.encode() + b"\0" + doc.text.encode())
+    fingerprint = f"{digest.hexdigest()}:{chunk_chars}:{overlap}:{settings.ingest_hash()}"
+    marker = index_dir / "eval-fingerprint.txt"
+    if marker.exists() and marker.read_text() == fingerprint:
+        return open_index(index_dir, settings)
+    if index_dir.exists() and any(index_dir.iterdir()):
+        raise ValueError(f"{index_dir} holds a different index; give an empty or new --index-dir")
+    index = open_index(index_dir, settings)
+    sources, segments = build_records(docs, chunk_chars, overlap)
+    by_source: dict[str, list[Segment]] = {}
+    for seg in segments:
+        by_source.setdefault(seg.source_id, []).append(seg)
+    batch_sources: list[Source] = []
+    batch_segments: list[Segment] = []
+    done = 0
+    started = time.perf_counter()
+    for source in sources:
+        batch_sources.append(source)
+        batch_segments.extend(by_source.get(source.id, []))
+        if len(batch_segments) >= 512:
+            index.add(batch_sources, batch_segments)
+            done += len(batch_segments)
+            batch_sources, batch_segments = [], []
+            if progress:
+                rate = done / max(1e-9, time.perf_counter() - started)
+                progress(f"indexed {done}/{len(segments)} chunks ({rate:.0f}/s)")
+    index.add(batch_sources, batch_segments)
+    index.close()
+    marker.write_text(fingerprint)
+    return open_index(index_dir, settings)
+
+
+def _found_rank(results: Sequence[Evidence], question: Question) -> int | None:
+    for rank, ev in enumerate(results, start=1):
+        if ev.source.id == question.passage_id and any(
+            a in ev.segment.text for a in question.answers
+        ):
+            return rank
+    return None
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def evaluate(
+    index: Index,
+    questions: Sequence[Question],
+    mode: str,
+    ks: Sequence[int],
+    *,
+    reranker: Reranker | None = None,
+) -> dict[str, Any]:
+    depth = max(ks)
+    ranks: list[int | None] = []
+    latencies: list[float] = []
+    search_mode = "hybrid" if mode == "hybrid+rerank" else mode
+    for q in questions:
+        started = time.perf_counter()
+        results = index.search(q.text, SearchOptions(k=depth, mode=search_mode))  # type: ignore[arg-type]
+        if reranker is not None:
+            results = reranker(q.text, results)
+        latencies.append((time.perf_counter() - started) * 1000)
+        ranks.append(_found_rank(results, q))
+    n = max(1, len(questions))
+    row: dict[str, Any] = {"mode": mode, "questions": len(questions)}
+    for k in ks:
+        row[f"recall@{k}"] = sum(1 for r in ranks if r is not None and r <= k) / n
+    row["mrr"] = sum(1.0 / r for r in ranks if r is not None) / n
+    row["p50_ms"] = statistics.median(latencies) if latencies else 0.0
+    row["p95_ms"] = _percentile(latencies, 0.95)
+    return row
+
+
+def answerable_share(
+    segments_of: Callable[[str], list[Segment]], questions: Sequence[Question]
+) -> float:
+    ok = 0
+    for q in questions:
+        if any(any(a in s.text for a in q.answers) for s in segments_of(q.passage_id)):
+            ok += 1
+    return ok / max(1, len(questions))
+
+
+def run_retrieval_eval(
+    data_path: Path,
+    distractor_paths: Sequence[Path] = (),
+    modes: Sequence[str] = ("lexical", "dense", "hybrid"),
+    ks: Sequence[int] = (1, 5, 10, 20),
+    settings: Settings | None = None,
+    *,
+    index_dir: Path | None = None,
+    reranker: Reranker | None = None,
+    limit: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Build (or reuse) an index over the passages + distractors and score each mode.
+
+    Returns one dict per mode: ``mode, questions, recall@k…, mrr, p50_ms, p95_ms,
+    answerable, chunks``; a ``hybrid+rerank`` row without a reranker has
+    ``available: False`` and no numbers.
+    """
+    import tempfile
+
+    settings = settings or Settings()
+    docs, questions = load_qa(data_path)
+    if limit:
+        questions = questions[:limit]
+    seen_text: set[str] = {d.text for d in docs}
+    for path in distractor_paths:
+        for doc in iter_distractors(Path(path)):
+            if doc.text not in seen_text:  # the case collections repeat pages
+                seen_text.add(doc.text)
+                docs.append(doc)
+    tmp: tempfile.TemporaryDirectory[str] | None = None
+    if index_dir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="deepfolder-eval-")
+        index_dir = Path(tmp.name) / "index"
+    index = build_eval_index(index_dir, docs, settings, progress=progress)
+    try:
+        ceiling = answerable_share(index.segments_of, questions)
+        rows = []
+        for mode in modes:
+            if mode == "hybrid+rerank" and reranker is None:
+                rows.append({"mode": mode, "questions": len(questions), "available": False})
+                continue
+            if mode in ("dense", "hybrid", "hybrid+rerank") and not settings.retrieval.dense:
+                rows.append({"mode": mode, "questions": len(questions), "available": False})
+                continue
+            if progress:
+                progress(f"evaluating {mode} on {len(questions)} questions")
+            row = evaluate(index, questions, mode, ks, reranker=reranker)
+            row.update(available=True, answerable=ceiling, chunks=index.count())
+            rows.append(row)
+    finally:
+        index.close()
+        if tmp is not None:
+            tmp.cleanup()
+    return rows
+
+
+def format_table(rows: Sequence[dict[str, Any]], ks: Sequence[int] = (1, 5, 10, 20)) -> Any:
+    from rich.table import Table
+
+    table = Table(title="Retrieval (found = own passage AND contains a gold answer)")
+    table.add_column("configuration")
+    for k in ks:
+        table.add_column(f"R@{k}", justify="right")
+    for name in ("MRR", "p50 ms", "p95 ms"):
+        table.add_column(name, justify="right")
+    notes = []
+    for row in rows:
+        if not row.get("available", True):
+            table.add_row(row["mode"], *["n/a"] * (len(ks) + 3))
+            if row["mode"] == "hybrid+rerank":
+                notes.append(
+                    "hybrid+rerank n/a: no packaged multilingual cross-encoder exists; "
+                    "--rerank lets the configured chat model rerank"
+                )
+            else:
+                notes.append(f"{row['mode']} n/a: dense retrieval is off")
+            continue
+        table.add_row(
+            row["mode"],
+            *[f"{row[f'recall@{k}']:.3f}" for k in ks],
+            f"{row['mrr']:.3f}",
+            f"{row['p50_ms']:.1f}",
+            f"{row['p95_ms']:.1f}",
+        )
+    measured = [row for row in rows if row.get("available", True)]
+    if measured:
+        first = measured[0]
+        notes.insert(
+            0,
+            f"{first['questions']} questions, {first.get('chunks', '?')} chunks; an "
+            f"answer-bearing chunk exists for {first.get('answerable', 0):.1%} of questions",
+        )
+    table.caption = "\n".join(notes)
+    return table
+
+
+def eval_retrieval_command(
+    argv: Sequence[str] | None = None, settings: Settings | None = None
+) -> int:
+    """``deepfolder eval retrieval DATA.json [--distractors PATH...]``; returns an exit code."""
+    parser = argparse.ArgumentParser(prog="deepfolder eval retrieval")
+    add_eval_arguments(parser)
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    return run_eval_from_args(args, settings)
+
+
+def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``deepfolder eval retrieval`` (shared with the main CLI)."""
+    parser.add_argument("data", type=Path, help="SQuAD/CMRC-format question set (JSON)")
+    parser.add_argument("--distractors", type=Path, nargs="*", default=[], help="files or folders")
+    parser.add_argument(
+        "--modes", nargs="*", default=["lexical", "dense", "hybrid", "hybrid+rerank"]
+    )
+    parser.add_argument("--ks", type=int, nargs="*", default=[1, 5, 10, 20])
+    parser.add_argument("--chunk-chars", type=int, default=None)
+    parser.add_argument("--overlap", type=int, default=None)
+    parser.add_argument(
+        "--weights",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("LEXICAL", "DENSE"),
+        help="RRF weights of the lexical and dense rankings",
+    )
+    parser.add_argument("--rrf-k", type=int, default=None, help="RRF constant")
+    parser.add_argument("--index-dir", type=Path, default=None, help="keep/reuse the index here")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N questions")
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    parser.add_argument(
+        "--rerank",
+        action="store_true",
+        help="fill the hybrid+rerank row by letting the configured chat model rerank the "
+        "top 10 (one model call per question)",
+    )
+
+
+def run_eval_from_args(args: argparse.Namespace, settings: Settings | None = None) -> int:
+    from rich.console import Console
+
+    settings = settings or Settings()
+    ingest: dict[str, int] = {}
+    if args.chunk_chars:
+        ingest["chunk_chars"] = args.chunk_chars
+    if args.overlap is not None:
+        ingest["chunk_overlap"] = args.overlap
+    if ingest:
+        settings = settings.model_copy(update={"ingest": settings.ingest.model_copy(update=ingest)})
+    retrieval: dict[str, float] = {}
+    if args.weights:
+        retrieval.update(lexical_weight=args.weights[0], dense_weight=args.weights[1])
+    if args.rrf_k:
+        retrieval["rrf_k"] = args.rrf_k
+    if retrieval:
+        settings = settings.model_copy(
+            update={"retrieval": settings.retrieval.model_copy(update=retrieval)}
+        )
+    console = Console(stderr=False)
+    if not args.data.exists():
+        console.print(f"[red]question set {args.data} does not exist[/red]")
+        return 2
+    reranker: Reranker | None = None
+    if args.rerank:
+        from deepfolder.index.rerank import LLMReranker
+        from deepfolder.llm.registry import create_chat_model
+
+        reranker = LLMReranker(create_chat_model(settings))
+    rows = run_retrieval_eval(
+        args.data,
+        args.distractors,
+        modes=args.modes,
+        ks=args.ks,
+        settings=settings,
+        index_dir=args.index_dir,
+        limit=args.limit,
+        reranker=reranker,
+        progress=lambda msg: console.print(f"[dim]{msg}[/dim]"),
+    )
+    console.print(format_table(rows, args.ks))
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2), encoding="utf-8")
+    return 0
