@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import wave
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -18,8 +19,10 @@ from speech_helpers import (
 
 from deepfolder.ingest.asr import (
     MODEL_BIN_SHA256,
+    SpeechSegment,
     asr_model_info,
     ensure_whisper_model,
+    split_at_pauses,
     to_simplified,
     transcribe,
 )
@@ -77,6 +80,63 @@ def test_english_clip_made_with_espeak(tmp_path: Path, cache_dir: Path) -> None:
     text = " ".join(s.text for s in segments)
     assert word_error_rate(said, text) <= 0.15, text
     assert 0.0 <= segments[0].start < segments[-1].end <= 4.0
+
+
+@dataclass(frozen=True)
+class Word:
+    start: float
+    end: float
+    word: str
+
+
+def test_segment_is_split_where_words_pause() -> None:
+    """The example.mp4 case: whisper's one segment 13.72-40.3 s, words 17.0 -> 39.76 s."""
+    text = " When the time reaches 40 seconds, I will say banana. Banana."
+    words = [
+        Word(13.72, 14.06, " When"),
+        Word(14.06, 14.24, " the"),
+        Word(14.24, 14.48, " time"),
+        Word(14.48, 14.84, " reaches"),
+        Word(14.84, 15.32, " 40"),
+        Word(15.32, 15.82, " seconds,"),
+        Word(16.12, 16.2, " I"),
+        Word(16.2, 16.34, " will"),
+        Word(16.34, 16.64, " say"),
+        Word(16.64, 17.0, " banana."),
+        Word(39.76, 40.3, " Banana."),
+    ]
+    assert split_at_pauses(text, 13.72, 40.3, words) == [
+        SpeechSegment(13.72, 17.0, "When the time reaches 40 seconds, I will say banana."),
+        SpeechSegment(39.76, 40.3, "Banana."),
+    ]
+
+
+def test_segment_without_long_pause_keeps_whispers_text() -> None:
+    words = [Word(3.691, 4.0, "你好"), Word(5.4, 6.004, "世界")]  # 1.4 s: not a split
+    assert split_at_pauses(" 你好，世界。", 1.0, 7.0, words) == [
+        SpeechSegment(3.69, 6.0, "你好，世界。")  # timed by the words, not the segment
+    ]
+    assert split_at_pauses(" 你好，世界。", 1.0, 7.0, words, max_gap=1.0) == [
+        SpeechSegment(3.69, 4.0, "你好"),
+        SpeechSegment(5.4, 6.0, "世界"),
+    ]
+
+
+def test_segment_without_words_keeps_its_own_times() -> None:
+    assert split_at_pauses(" Hello.", 1.234, 2.0, None) == [SpeechSegment(1.23, 2.0, "Hello.")]
+    assert split_at_pauses(" Hello.", 1.234, 2.0, []) == [SpeechSegment(1.23, 2.0, "Hello.")]
+
+
+def test_threads_follow_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ingest pipeline sets $DEEPFOLDER_THREADS in each worker to its share of cores."""
+    from deepfolder.ingest.asr import _default_threads
+
+    monkeypatch.setenv("DEEPFOLDER_THREADS", "1")
+    assert _default_threads() == 1
+    monkeypatch.setenv("DEEPFOLDER_THREADS", "3")
+    assert _default_threads() == 3
+    monkeypatch.delenv("DEEPFOLDER_THREADS")
+    assert 1 <= _default_threads() <= 4
 
 
 def test_traditional_to_simplified() -> None:

@@ -14,14 +14,17 @@ from deepfolder.ingest.base import ExtractContext, ExtractError
 from deepfolder.settings import IngestSettings
 
 
-def context(path: Path, tmp_path: Path, **settings: object) -> ExtractContext:
+def context(
+    path: Path, tmp_path: Path, cache_dir: Path | None = None, **settings: object
+) -> ExtractContext:
     data = path.read_bytes()
     return ExtractContext(
         rel_path=path.name,
         sha256=hashlib.sha256(data).hexdigest(),
         size=len(data),
-        settings=IngestSettings(**settings),
+        settings=IngestSettings(**settings),  # type: ignore[arg-type]
         work_dir=tmp_path / "work",
+        cache_dir=cache_dir,
     )
 
 
@@ -55,15 +58,40 @@ def test_asr_disabled_says_how_to_enable(tmp_path: Path) -> None:
         extract_audio(path, context(path, tmp_path, asr=False))
 
 
+def test_transcribe_gets_the_context_cache_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The whisper model is joined under settings.cache_dir, not the default cache."""
+    import deepfolder.ingest.audio as audio
+
+    seen: list[object] = []
+
+    def fake_transcribe(
+        path: Path, *, language: str | None = None, cache_dir: object = None
+    ) -> tuple[list[SpeechSegment], str]:
+        seen.append(cache_dir)
+        return [SpeechSegment(0.5, 2.0, "hello there")], "en"
+
+    monkeypatch.setattr(audio, "transcribe", fake_transcribe)
+    path = tmp_path / "talk.wav"
+    path.write_bytes(b"RIFF")
+    result = extract_audio(path, context(path, tmp_path, cache_dir=tmp_path / "mycache"))
+    assert seen == [tmp_path / "mycache"]
+    assert result.segments[0].text == "hello there"
+
+
 @pytest.mark.slow  # ~8-13 s under load: joins the model, then two ASR passes
 @needs_espeak
 def test_two_utterances_around_a_silence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DEEPFOLDER_CACHE", str(tmp_path / "cache"))
+    default_cache = tmp_path / "default-cache"
+    monkeypatch.setenv("DEEPFOLDER_CACHE", str(default_cache))
     first = espeak("Please bring the report about renewable energy.", tmp_path / "a.wav")
     second = espeak("The meeting starts at nine tomorrow morning.", tmp_path / "b.wav")
     path = concat_with_silence([1.0, first, 10.0, second, 1.0], tmp_path / "talk.wav")
-    ctx = context(path, tmp_path)
+    ctx = context(path, tmp_path, cache_dir=tmp_path / "cache")
     result = extract_audio(path, ctx)
+    assert (tmp_path / "cache" / "models" / "whisper-base-ct2" / "model.bin").is_file()
+    assert not default_cache.exists()  # the model went to ctx.cache_dir only
 
     (source,) = result.sources
     assert source.kind == "audio" and source.meta["language"] == "en"

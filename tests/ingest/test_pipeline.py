@@ -177,6 +177,67 @@ def test_worker_processes(folder: Path, tmp_path: Path, memory_index: MemoryInde
     assert corpus.index.segments_of("paper2.pdf")
 
 
+def test_threads_per_worker_share_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    from deepfolder.ingest.worker import available_cores, threads_per_worker
+
+    assert threads_per_worker(2, budget=2) == 1  # 2 workers on 2 cores: 1 thread each
+    assert threads_per_worker(3, budget=8) == 2
+    assert threads_per_worker(4, budget=2) == 1  # never 0
+    assert threads_per_worker(1, budget=4) == 4
+    monkeypatch.setenv("DEEPFOLDER_THREADS", "6")  # the user's total budget
+    assert threads_per_worker(2) == 3
+    monkeypatch.delenv("DEEPFOLDER_THREADS")
+    assert threads_per_worker(2) == max(1, available_cores() // 2)
+
+
+def test_worker_processes_get_their_thread_share(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The initializer sets $DEEPFOLDER_THREADS (read by OCR and ASR) in every worker."""
+    from deepfolder.ingest.pipeline import worker_pool
+
+    monkeypatch.setenv("DEEPFOLDER_THREADS", "6")
+    with worker_pool(2) as pool:
+        seen = {pool.submit(os.getenv, "DEEPFOLDER_THREADS").result() for _ in range(4)}
+        omp = pool.submit(os.getenv, "OMP_NUM_THREADS").result()
+    assert seen == {"3"} and omp == "3"
+    assert os.environ["DEEPFOLDER_THREADS"] == "6"  # the parent process is untouched
+
+
+def test_ocr_and_asr_read_the_thread_share(monkeypatch: pytest.MonkeyPatch) -> None:
+    from deepfolder.ingest.asr import _default_threads
+    from deepfolder.ingest.ocr import _ocr_threads
+
+    monkeypatch.setenv("DEEPFOLDER_THREADS", "1")
+    assert _ocr_threads() == _default_threads() == 1
+
+
+def test_extractors_get_the_configured_cache_dir(
+    tmp_path: Path, memory_index: MemoryIndexFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """settings.cache_dir reaches ExtractContext.cache_dir (where whisper is joined)."""
+    import deepfolder.ingest.audio as audio
+    from deepfolder.ingest.asr import SpeechSegment
+
+    seen: list[object] = []
+
+    def fake_transcribe(
+        path: Path, *, language: str | None = None, cache_dir: object = None
+    ) -> tuple[list[SpeechSegment], str]:
+        seen.append(cache_dir)
+        return [SpeechSegment(0.0, 1.0, "spoken words")], "en"
+
+    monkeypatch.setattr(audio, "transcribe", fake_transcribe)
+    monkeypatch.setenv("DEEPFOLDER_CACHE", str(tmp_path / "elsewhere"))
+    root = tmp_path / "f"
+    root.mkdir()
+    (root / "talk.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt ")
+    settings = Settings.model_validate(
+        {"cache_dir": str(tmp_path / "mine"), "ingest": {"workers": 1}}
+    )
+    report = run(root, settings, memory_index).report
+    assert [f.status for f in report.files] == ["indexed"], report.to_dict()
+    assert seen == [tmp_path / "mine"]
+
+
 CASE_002 = DATA / "cases" / "002"
 
 

@@ -59,7 +59,7 @@ class SlideOcr:
 def fake_transcribe(truth: VideoTruth):  # type: ignore[no-untyped-def]
     calls: list[Path] = []
 
-    def transcribe(audio: Path, *, language: str | None = None):  # type: ignore[no-untyped-def]
+    def transcribe(audio: Path, *, language: str | None = None, **_: object):  # type: ignore[no-untyped-def]
         calls.append(audio)
         pieces = [FakeSpeech(s.speech_start, s.speech_end, s.narration) for s in truth.slides]
         return pieces, "en"
@@ -170,13 +170,9 @@ def test_real_ocr_and_asr_on_slide_video(slide_video: VideoTruth, tmp_path: Path
 @pytest.mark.slow
 @pytest.mark.data
 @pytest.mark.skipif(not DATA.exists(), reason="../shared/data is absent")
-@pytest.mark.xfail(
-    strict=True,
-    reason="ingest.asr.transcribe returns whisper segments without word timestamps; one "
-    "segment spans 13.7-40.3 s across the silence (words say 17.0 -> 39.8). Fixed by "
-    "word_timestamps=True and splitting at word gaps; remove this marker then.",
-)
 def test_real_video_speech_and_silence(tmp_path: Path) -> None:
+    """Speech at 0-17 s and 40-41 s: whisper decodes "...banana. Banana." as one segment
+    13.7-40.3 s; asr.split_at_pauses cuts it at the 22 s gap between the words."""
     ctx = make_ctx(tmp_path, ocr=False)
     result = extract_video(DATA / "example.mp4", ctx)
     speech = result.sources[0].meta["speech"]

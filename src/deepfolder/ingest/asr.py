@@ -20,6 +20,13 @@ faster-whisper's *segment* start can fall back into the previous speech chunk (m
 sentence spoken at 13.9 s after 10 s of silence was stamped 3.69 s), while each word's
 time is mapped back through the VAD cuts correctly (13.99 s).
 
+Word timings also split segments at pauses: VAD keeps a little audio around each speech
+chunk and whisper can decode two chunks far apart as one segment (measured on
+``auto-editor/example.mp4``: "When the time reaches 40 seconds, I will say banana.
+Banana." as one segment 13.7-40.3 s, its words at 13.7-17.0 s and 39.8-40.3 s). A segment
+is cut wherever consecutive words are more than ``WORD_GAP_S`` (1.5 s) apart; normal
+pauses between sentences measured 0.5-0.7 s there, so a spoken paragraph stays whole.
+
 Without a forced language, ``multilingual=True`` re-detects the language of every
 30-s window: a file that switches from English to German (``multilingual.mp3``) was
 otherwise transcribed as English only and lost 25 s of German; the cost is nil.
@@ -42,7 +49,7 @@ import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from deepfolder.ingest.base import ExtractError
 from deepfolder.settings import Settings
@@ -53,6 +60,8 @@ PART_VERSION = "1.0.0"
 MODEL_BIN_SIZE = 145_217_532
 MODEL_BIN_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
 SIDE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
+WORD_GAP_S = 1.5
+"""Consecutive words further apart than this (seconds) start a new speech segment."""
 CHINESE_CODES = frozenset({"zh", "yue"})
 _HAN = re.compile(r"[\u4e00-\u9fff]")
 _KANA = re.compile(r"[\u3040-\u30ff]")
@@ -68,6 +77,49 @@ class SpeechSegment:
     """Seconds from the start of the file."""
     end: float
     text: str
+
+
+class TimedWord(Protocol):
+    """What faster-whisper's ``Word`` offers (``word`` keeps its leading space)."""
+
+    @property
+    def start(self) -> float: ...
+    @property
+    def end(self) -> float: ...
+    @property
+    def word(self) -> str: ...
+
+
+def split_at_pauses(
+    text: str,
+    start: float,
+    end: float,
+    words: list[TimedWord] | None,
+    max_gap: float = WORD_GAP_S,
+) -> list[SpeechSegment]:
+    """One whisper segment as speech segments timed by its words, cut at long pauses.
+
+    Without words the segment is kept as whisper timed it. With one run of words the
+    text is whisper's own; when cut, each part's text is its words joined (whisper's
+    text is the concatenation of its tokens, so nothing is lost or added).
+    """
+    if not words:
+        return [SpeechSegment(round(start, 2), round(end, 2), text.strip())]
+    runs: list[list[TimedWord]] = [[words[0]]]
+    for word in words[1:]:
+        if float(word.start) - float(runs[-1][-1].end) > max_gap:
+            runs.append([word])
+        else:
+            runs[-1].append(word)
+    if len(runs) == 1:
+        texts = [text.strip()]
+    else:
+        texts = ["".join(w.word for w in run).strip() for run in runs]
+    return [
+        SpeechSegment(round(float(run[0].start), 2), round(float(run[-1].end), 2), part)
+        for run, part in zip(runs, texts, strict=True)
+        if part
+    ]
 
 
 # --- the packaged model -------------------------------------------------------------
@@ -149,11 +201,12 @@ _opencc: Any = None
 
 
 def _default_threads() -> int:
-    settings_threads = Settings.model_validate({}).embedded.n_threads
+    """``$DEEPFOLDER_THREADS`` (the ingest pipeline sets it in each worker process to its
+    share of the cores), else the cores, at most 4."""
     env = os.environ.get("DEEPFOLDER_THREADS", "")
     if env.isdigit() and int(env) > 0:
         return int(env)
-    return settings_threads or max(1, min(4, os.cpu_count() or 1))
+    return max(1, min(4, os.cpu_count() or 1))
 
 
 def _get_model(threads: int, cache_dir: Path | None) -> Any:
@@ -217,9 +270,11 @@ def transcribe(
     """Timed speech segments of ``audio`` and the language spoken (detected or forced).
 
     Returns ``([], language)`` for a file without speech. ``language`` forces the
-    language (``"zh"``, ``"en"``…); ``threads`` defaults to ``$DEEPFOLDER_THREADS`` /
-    ``embedded.n_threads`` / the cores (at most 4); ``cache_dir`` is the deepfolder cache
-    (default ``Settings.model_validate({}).cache_path()``) where the joined model lives.
+    language (``"zh"``, ``"en"``…); ``threads`` defaults to ``$DEEPFOLDER_THREADS`` or
+    the cores (at most 4); ``cache_dir`` is the deepfolder cache where the joined model
+    lives (extractors pass ``ExtractContext.cache_dir``, i.e. ``settings.cache_path()``;
+    default ``$DEEPFOLDER_CACHE`` or ``~/.cache/deepfolder``). Each speech segment is
+    timed by its first and last word and split at pauses over ``WORD_GAP_S``.
     """
     samples = decode_audio_16k(Path(audio))
     if len(samples) < 1600:  # < 0.1 s: nothing to recognise
@@ -238,15 +293,13 @@ def transcribe(
         detected = language or info.language
         segments = []
         for piece in pieces:  # a generator: decoding happens while iterating
-            text = piece.text.strip()
-            if not text:
+            if not piece.text.strip():
                 continue
-            if _is_chinese(text, detected):
-                text = to_simplified(text)
-            start, end = piece.start, piece.end
-            if piece.words:  # word times are mapped back through the VAD cuts one by one
-                start, end = float(piece.words[0].start), float(piece.words[-1].end)
-            segments.append(SpeechSegment(round(start, 2), round(end, 2), text))
+            # word times are mapped back through the VAD cuts one by one (module doc)
+            for part in split_at_pauses(piece.text, piece.start, piece.end, piece.words):
+                if _is_chinese(part.text, detected):
+                    part = SpeechSegment(part.start, part.end, to_simplified(part.text))
+                segments.append(part)
     return segments, detected
 
 

@@ -71,7 +71,7 @@ def extract_audio(path: Path, ctx: ExtractContext) -> ExtractResult:
             "without --preset fast, then ingest again"
         )
     duration = media_duration(path)
-    pieces, language = transcribe(path, language=ctx.settings.asr_language)
+    pieces, language = transcribe(path, language=ctx.settings.asr_language, cache_dir=ctx.cache_dir)
     ctx.models.update(asr_model_info())
     if duration is None and pieces:
         duration = pieces[-1].end

@@ -32,6 +32,10 @@ class ExtractContext:
     Never inside the user's folder."""
     models: dict[str, str] = field(default_factory=dict)
     """Extractors record the local models they used here: name -> version."""
+    cache_dir: Path | None = None
+    """The deepfolder cache (``settings.cache_path()``): models joined or unpacked at first
+    use live under ``<cache_dir>/models``. None: ``$DEEPFOLDER_CACHE`` or
+    ``~/.cache/deepfolder``."""
 
 
 @dataclass(slots=True)

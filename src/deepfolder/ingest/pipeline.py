@@ -12,6 +12,10 @@ says which file (path + sha256) produced which sources; a re-run
 
 Heavy files (PDF, media, archives) are extracted in worker processes when there are
 several of them and ``settings.ingest.workers`` allows; everything else runs in-process.
+The workers share the cores: each gets ``cores // workers`` threads (at least 1) for its
+OCR and ASR engines, through ``$DEEPFOLDER_THREADS`` set in the worker initializer.
+Extractors get ``settings.cache_path()`` as ``ExtractContext.cache_dir`` for the models
+they join at first use (whisper), so a configured ``cache_dir`` holds them too.
 A file that cannot be read becomes ``FileReport(status="failed", reason=...)``.
 """
 
@@ -20,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
-import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -40,7 +43,14 @@ from deepfolder.ingest.cache import (
 from deepfolder.ingest.registry import HEAVY_KINDS
 from deepfolder.ingest.scan import DATA_KINDS, ScannedFile, scan_folder
 from deepfolder.ingest.summary import describe_outcome, folder_summary
-from deepfolder.ingest.worker import FileJob, FileOutcome, run_job
+from deepfolder.ingest.worker import (
+    FileJob,
+    FileOutcome,
+    available_cores,
+    init_worker_process,
+    run_job,
+    threads_per_worker,
+)
 from deepfolder.settings import Settings
 
 if TYPE_CHECKING:
@@ -85,7 +95,19 @@ def _default_index(path: Path, settings: Settings) -> Index:
 
 
 def _workers(settings: Settings) -> int:
-    return max(1, settings.ingest.workers or os.cpu_count() or 1)
+    return max(1, settings.ingest.workers or available_cores())
+
+
+def worker_pool(processes: int) -> ProcessPoolExecutor:
+    """A pool of extraction processes sharing the cores: each caps its OCR/ASR threads at
+    ``threads_per_worker(processes)`` (set as ``$DEEPFOLDER_THREADS`` before any job)."""
+    method = "forkserver" if sys.platform.startswith("linux") else "spawn"
+    return ProcessPoolExecutor(
+        max_workers=processes,
+        mp_context=multiprocessing.get_context(method),
+        initializer=init_worker_process,
+        initargs=(threads_per_worker(processes),),
+    )
 
 
 def _run_jobs(jobs: list[FileJob], workers: int) -> Iterator[FileOutcome]:
@@ -95,9 +117,7 @@ def _run_jobs(jobs: list[FileJob], workers: int) -> Iterator[FileOutcome]:
         yield from (run_job(job) for job in jobs)
         return
     light = [j for j in jobs if j not in heavy]
-    method = "forkserver" if sys.platform.startswith("linux") else "spawn"
-    context = multiprocessing.get_context(method)
-    with ProcessPoolExecutor(max_workers=min(workers, len(heavy)), mp_context=context) as pool:
+    with worker_pool(min(workers, len(heavy))) as pool:
         futures = {pool.submit(run_job, job): job for job in heavy}
         yield from (run_job(job) for job in light)
         for future in as_completed(futures):
@@ -196,6 +216,7 @@ def ingest_folder(
                 file.size,
                 str(work_dir),
                 settings.ingest.model_dump(mode="json"),
+                str(settings.cache_path()),
             )
         )
 

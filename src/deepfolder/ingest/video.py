@@ -26,6 +26,8 @@ its on-screen text, with a warning saying why there is no speech.
 
 from __future__ import annotations
 
+import functools
+
 import itertools
 import math
 from collections.abc import Callable, Sequence
@@ -33,16 +35,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 from PIL import Image
 
 from deepfolder.ingest.base import ExtractContext, ExtractError, ExtractResult
 from deepfolder.ingest.keyframes import (
     Keyframe,
     VideoInfo,
-    change_score,
     detect_keyframes,
     probe_video,
-    thumbnail,
 )
 from deepfolder.records import Locator, Segment, Source
 
@@ -248,6 +249,25 @@ def _default_transcribe() -> tuple[TranscribeFn, dict[str, str]]:
     return transcribe, asr_model_info()
 
 
+OCR_REUSE_WIDTH = 640
+"""Width of the grayscale copies compared before reusing the previous keyframe's OCR."""
+OCR_REUSE_MAX_PIXELS = 8
+"""At most this many pixels of those copies may differ clearly (by more than 48 gray
+levels) for a keyframe to count as the same picture as the one before. Compression noise
+on a static slide stays far below that level; a changed timecode or one changed word
+does not (the 160-pixel thumbnails of keyframe detection are too coarse for this: on a
+720p video a changed timecode moves 0.03 % of their pixels)."""
+
+
+def _ocr_view(image: Image.Image) -> np.ndarray:
+    height = max(1, round(OCR_REUSE_WIDTH * image.height / max(1, image.width)))
+    return np.asarray(image.convert("L").resize((OCR_REUSE_WIDTH, height)), dtype=np.int16)
+
+
+def _same_picture(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.shape == b.shape and int((np.abs(a - b) > 48).sum()) <= OCR_REUSE_MAX_PIXELS
+
+
 def _ocr_keyframes(
     keyframes: list[Keyframe],
     ocr: OcrFn | None,
@@ -255,24 +275,24 @@ def _ocr_keyframes(
     index_dir: Path,
     stem: str,
 ) -> list[SavedKeyframe]:
-    """Save each keyframe as JPEG and OCR it; an unchanged picture reuses the last OCR."""
+    """Save each keyframe as JPEG and OCR it; a keyframe that shows the same picture as
+    the one before (see ``OCR_REUSE_MAX_PIXELS``) reuses its OCR text."""
     out_dir.mkdir(parents=True, exist_ok=True)
     saved: list[SavedKeyframe] = []
-    last_thumb = None
+    last_view = None
     last_text = ""
     for i, kf in enumerate(keyframes):
         file = out_dir / f"{stem}_{i + 1:04d}_{kf.t:09.3f}s.jpg"
         kf.image.convert("RGB").save(file, "JPEG", quality=90)
-        thumb = thumbnail(kf.image)
-        same = last_thumb is not None and change_score(thumb, last_thumb) <= 0.002
-        if ocr is None:
+        view = _ocr_view(kf.image) if ocr is not None else None
+        if ocr is None or view is None:
             text = ""
-        elif same:
+        elif last_view is not None and _same_picture(view, last_view):
             text = last_text
         else:
             text = "\n".join(line.text for line in ocr(kf.image) if line.text.strip())
         saved.append(SavedKeyframe(kf.t, file.relative_to(index_dir).as_posix(), text, kf.reason))
-        last_thumb, last_text = thumb, text
+        last_view, last_text = view, text
     return saved
 
 
@@ -323,8 +343,10 @@ def extract_video(
     else:
         try:
             if transcribe is None:
-                transcribe, models = _default_transcribe()
+                default, models = _default_transcribe()
                 ctx.models.update(models)
+                # the packaged Whisper model is joined under the configured cache
+                transcribe = functools.partial(default, cache_dir=ctx.cache_dir)
             pieces, language = transcribe(path, language=settings.asr_language)
             speech = [
                 TimedText(round(float(p.start), 3), round(float(p.end), 3), p.text.strip())

@@ -8,6 +8,7 @@ nothing escapes to stop the ingest of the other files.
 
 from __future__ import annotations
 
+import os
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ class FileJob:
     size: int
     work_dir: str
     settings: dict[str, Any]
+    cache_dir: str | None = None
+    """``settings.cache_path()``: where extractors cache joined models."""
 
 
 @dataclass(slots=True)
@@ -43,6 +46,44 @@ class FileOutcome:
     seconds: float = 0.0
 
 
+THREAD_VARS = ("DEEPFOLDER_THREADS", "OMP_NUM_THREADS")
+"""Set in each worker process: ``DEEPFOLDER_THREADS`` is read by the OCR (onnxruntime)
+and ASR (CTranslate2) engines; ``OMP_NUM_THREADS`` caps OpenMP pools of other libraries
+loaded in the worker."""
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def threads_per_worker(workers: int, budget: int | None = None) -> int:
+    """Threads each of ``workers`` extraction processes may use: ``budget // workers``.
+
+    ``budget`` defaults to ``$DEEPFOLDER_THREADS`` when set (the user's total), else the
+    available cores; so 2 workers on 2 cores get 1 thread each instead of the 2-4 that
+    OCR and ASR take by default, which oversubscribed the machine (4+ busy threads on 2
+    cores, each run slower than alone).
+    """
+    if budget is None:
+        env = os.environ.get("DEEPFOLDER_THREADS", "")
+        budget = int(env) if env.isdigit() and int(env) > 0 else available_cores()
+    return max(1, budget // max(1, workers))
+
+
+def init_worker_process(threads: int) -> None:
+    """``ProcessPoolExecutor`` initializer: cap the threads of the engines in this worker.
+
+    Runs before any job, so the OCR engine and the whisper model (built once per process
+    on first use) are created with ``threads`` threads.
+    """
+    for name in THREAD_VARS:
+        os.environ[name] = str(threads)
+
+
 def run_job(job: FileJob) -> FileOutcome:
     from deepfolder.ingest.registry import get_extractor
 
@@ -54,6 +95,7 @@ def run_job(job: FileJob) -> FileOutcome:
         size=job.size,
         settings=settings,
         work_dir=Path(job.work_dir),
+        cache_dir=Path(job.cache_dir) if job.cache_dir else None,
     )
     try:
         if job.size == 0:
