@@ -17,7 +17,10 @@ PAGES = {
 }
 ARTICLES = [
     ("夜间开放受欢迎", "社区图书馆延长开放时间至晚上十点，夜间读者以上班族为主。"),
-    ("Unified accounts", "Cities that merged reader accounts report fewer abandoned registrations."),
+    (
+        "Unified accounts",
+        "Cities that merged reader accounts report fewer abandoned registrations.",
+    ),
 ]
 
 
@@ -32,12 +35,17 @@ def small_index(tmp_path: Path, settings: Settings) -> Index:
     index = open_index(tmp_path / "index", settings)
     pdf = Source(id="report.pdf", path="report.pdf", kind="pdf", meta={"pages": 3})
     segs = [
-        Segment.create(pdf.id, text, Locator(page=p, chunk=1), seq=p - 1) for p, text in PAGES.items()
+        Segment.create(pdf.id, text, Locator(page=p, chunk=1), seq=p - 1)
+        for p, text in PAGES.items()
     ]
     sources = [pdf]
     for i, (title, text) in enumerate(ARTICLES):
         art = Source(
-            id=f"long_context.json#{i}", path="long_context.json", kind="article", title=title, article=i
+            id=f"long_context.json#{i}",
+            path="long_context.json",
+            kind="article",
+            title=title,
+            article=i,
         )
         sources.append(art)
         segs.append(Segment.create(art.id, text, Locator(article=i, chunk=1), seq=0))

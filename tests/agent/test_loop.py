@@ -99,7 +99,9 @@ def test_context_budget_keeps_task_and_shortens_old_results() -> None:
     ]
     for i in range(6):
         msgs.append({"role": "assistant", "content": "", "tool_calls": [{"id": str(i)}]})
-        msgs.append({"role": "tool", "tool_call_id": str(i), "content": f"result {i} " + "x" * 2000})
+        msgs.append(
+            {"role": "tool", "tool_call_id": str(i), "content": f"result {i} " + "x" * 2000}
+        )
     count = len
     fitted = fit_messages(msgs, budget=6000, count=count, keep_recent=2)
     assert fitted[0] == msgs[0] and fitted[1] == msgs[1]

@@ -35,11 +35,17 @@ def small_model_fn(messages, tools):  # type: ignore[no-untyped-def]
 def test_pipeline_writes_every_section_with_code_attached_citations(tmp_path: Path) -> None:
     ctx = small_context(tmp_path)
     constraints = parse_request(REQUEST)
-    conv = Conversation(messages=[{"role": "system", "content": "s"}, {"role": "user", "content": REQUEST}])
+    conv = Conversation(
+        messages=[{"role": "system", "content": "s"}, {"role": "user", "content": REQUEST}]
+    )
     state = PipelineState(
-        model=FunctionModel(small_model_fn, is_local=True), ctx=ctx,
-        tools={t.name: t for t in CORE_TOOLS}, request=REQUEST, constraints=constraints,
-        language="zh", conv=conv,
+        model=FunctionModel(small_model_fn, is_local=True),
+        ctx=ctx,
+        tools={t.name: t for t in CORE_TOOLS},
+        request=REQUEST,
+        constraints=constraints,
+        language="zh",
+        conv=conv,
     )
     steps = list(run_pipeline(state))
     final = steps[-1]
@@ -71,8 +77,13 @@ def test_attach_citations_picks_best_overlap_and_skips_unrelated() -> None:
     src = Source(id="a.pdf", path="a.pdf", kind="pdf")
     e1 = Evidence(Segment.create("a.pdf", "2024年电子书借阅量为8.6万册次", Locator(page=2)), src)
     e2 = Evidence(Segment.create("a.pdf", "老年读者的数字鸿沟明显", Locator(page=3)), src)
-    out = attach_citations("电子书借阅量达到8.6万册次。老年读者存在数字鸿沟。天气很好今天出门散步。", [e1, e2])
-    assert out == f"电子书借阅量达到8.6万册次[{e1.id}]。老年读者存在数字鸿沟[{e2.id}]。天气很好今天出门散步。"
+    out = attach_citations(
+        "电子书借阅量达到8.6万册次。老年读者存在数字鸿沟。天气很好今天出门散步。", [e1, e2]
+    )
+    assert (
+        out
+        == f"电子书借阅量达到8.6万册次[{e1.id}]。老年读者存在数字鸿沟[{e2.id}]。天气很好今天出门散步。"
+    )
 
 
 def test_clean_strips_headings_and_reference_lists() -> None:

@@ -48,6 +48,8 @@ def test_reference_heading_added_when_absent() -> None:
 def test_html_is_complete_and_self_contained(tmp_path) -> None:
     (tmp_path / "figures").mkdir()
     (tmp_path / "figures" / "f.png").write_bytes(b"\x89PNG\r\n\x1a\nfake")
-    html = markdown_to_html("# T\n\n![图1](figures/f.png)\n", title="T", base_dir=tmp_path, language="zh")
+    html = markdown_to_html(
+        "# T\n\n![图1](figures/f.png)\n", title="T", base_dir=tmp_path, language="zh"
+    )
     assert html.startswith("<!DOCTYPE html>") and html.rstrip().endswith("</html>")
     assert 'src="data:image/png;base64,' in html

@@ -27,7 +27,6 @@ its on-screen text, with a warning saying why there is no speech.
 from __future__ import annotations
 
 import functools
-
 import itertools
 import math
 from collections.abc import Callable, Sequence

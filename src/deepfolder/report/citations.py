@@ -19,7 +19,11 @@ from deepfolder.records import EVIDENCE_ID_PATTERN, Evidence
 ID_RE = re.compile(EVIDENCE_ID_PATTERN)
 # A bracket group holding only evidence ids (and separators), e.g. [E1, E2] or 【E1；E2】.
 CITATION_GROUP_RE = re.compile(
-    r"[\[【]\s*(" + EVIDENCE_ID_PATTERN + r"(?:\s*[,，;；、]\s*" + EVIDENCE_ID_PATTERN + r")*)\s*[\]】]"
+    r"[\[【]\s*("
+    + EVIDENCE_ID_PATTERN
+    + r"(?:\s*[,，;；、]\s*"
+    + EVIDENCE_ID_PATTERN
+    + r")*)\s*[\]】]"
 )
 # Already rendered: [label](#E1234abcd)
 RENDERED_RE = re.compile(r"\[([^\[\]]+)\]\(#(" + EVIDENCE_ID_PATTERN + r")\)")
@@ -87,7 +91,9 @@ def reference_heading(language: str) -> str:
     return "参考来源" if language.startswith("zh") else "References"
 
 
-def reference_lines(cited: list[Evidence], language: str = "en", snippet_chars: int = 80) -> list[str]:
+def reference_lines(
+    cited: list[Evidence], language: str = "en", snippet_chars: int = 80
+) -> list[str]:
     """One numbered line per cited evidence: id, readable label, opening words."""
     lines = []
     for n, ev in enumerate(cited, 1):
@@ -95,5 +101,5 @@ def reference_lines(cited: list[Evidence], language: str = "en", snippet_chars: 
         if len(snippet) > snippet_chars:
             snippet = snippet[:snippet_chars].rstrip() + "…"
         url = f" <{ev.source.url}>" if ev.source.url else ""
-        lines.append(f"{n}. [{ev.id}] {ev.citation_label(language)} — \"{snippet}\"{url}")
+        lines.append(f'{n}. [{ev.id}] {ev.citation_label(language)} — "{snippet}"{url}')
     return lines

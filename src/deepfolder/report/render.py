@@ -26,7 +26,15 @@ from deepfolder.report.citations import (
 )
 
 HEADING_RE = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
-REFERENCE_TITLES = ("参考资料", "参考文献", "参考来源", "信息来源", "数据来源", "references", "sources")
+REFERENCE_TITLES = (
+    "参考资料",
+    "参考文献",
+    "参考来源",
+    "信息来源",
+    "数据来源",
+    "references",
+    "sources",
+)
 
 
 def _is_reference_heading(title: str, wanted: str | None) -> bool:

@@ -88,7 +88,13 @@ def run_task(
     out: Path | None = None,
     model: ChatModel | None = None,
     console: Console | None = None,
+    vision: ChatModel | None = None,
 ) -> RunResult:
+    """Run one task end to end and write the run directory.
+
+    ``model`` replaces the settings' chat model and ``vision`` the settings' vision model
+    (``model.vision_model``); tests pass fake models here.
+    """
     console = console or Console(stderr=True)
     folder = folder.expanduser()
     if not folder.is_dir():
@@ -144,7 +150,8 @@ def run_task(
     ctx.services["python_limits"] = SandboxLimits(
         wall_s=a.wall_s, cpu_s=a.cpu_s, memory_mb=a.memory_mb, output_chars=a.output_chars
     )
-    vision = _vision_model(settings)
+    if vision is None:
+        vision = _vision_model(settings)
     if vision is not None:
         ctx.services["vision"] = vision
     tools = available_tools(ctx)
