@@ -199,6 +199,12 @@ class Evidence:
             title = self.source.title or f"#{self.source.article}"
             chunk = loc.label(language)
             return f'{collection}: "{title}"' + (f", {chunk}" if chunk else "")
+        if self.source.kind == "image":
+            # An image's passages are its metadata and its OCR text blocks.
+            if loc.chunk is None or loc.section == "image metadata":
+                return self.source.display_name
+            text = "图中文字" if language.startswith("zh") else "text in image"
+            return f"{self.source.display_name}, {text} {loc.chunk}"
         label = loc.label(language)
         return f"{self.source.display_name}, {label}" if label else self.source.display_name
 

@@ -7,7 +7,9 @@ validate ⇄ revise → write every output file.
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ from deepfolder.agent.prompts import (
     language_name,
 )
 from deepfolder.llm.base import ChatModel
-from deepfolder.records import Evidence, FinalAnswerStep, NoteStep, TaskStep
+from deepfolder.records import Evidence, FinalAnswerStep, NoteStep, Step, TaskStep
 from deepfolder.report.render import finalize_markdown, markdown_to_html, title_of
 from deepfolder.runner.outputs import comparison_text, write_evidence, write_json, write_text
 from deepfolder.runner.request import choose_run_dir, resolve_request
@@ -188,6 +190,7 @@ def run_task(
             conv=conv,
             max_tokens=min(settings.model.max_output_tokens, 2048),
         )
+        steps: Iterator[Step]
         if policy == "pipeline":
             steps = run_pipeline(state)
         else:
@@ -266,13 +269,10 @@ def run_task(
         if final.cut_short:
             recorder.append_turns_block("Run cut short", [final.reason])
     finally:
-        for service in ctx.services.values():
-            close = getattr(service, "close", None)
-            if callable(close):
-                try:
-                    close()
-                except Exception:  # a service that fails to close must not hide the report
-                    pass
+        sandbox = ctx.services.get("python")  # the run's own analysis worker
+        if sandbox is not None:
+            with contextlib.suppress(Exception):  # closing must not hide the report
+                sandbox.close()
         corpus.close()
         recorder.close()
     report_path = run_dir / ("report.html" if constraints.format == "html" else "report.md")
