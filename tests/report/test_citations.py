@@ -33,7 +33,7 @@ def test_english_labels() -> None:
 
 def test_reference_list_goes_under_requested_section() -> None:
     body = f"# T\n\n## （1）引言\n\n内容[{E1.id}]。\n\n## （2）参考资料\n\n模型自己写的列表\n"
-    md, rendered = finalize_markdown(body, KNOWN.get, "zh", "参考资料")
+    md, _rendered = finalize_markdown(body, KNOWN.get, "zh", "参考资料")
     assert "模型自己写的列表" not in md
     tail = md.split("## （2）参考资料", 1)[1]
     assert f"1. [{E1.id}] a.pdf, 第5页" in tail

@@ -15,8 +15,16 @@ from deepfolder.llm.packaged_weights import PACKAGED_MODELS, find_part_files
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "examples" / "demo"
 OUTPUTS = [
-    "report.md", "report.html", "report.original.md", "comparison.txt", "trace.jsonl",
-    "turns.txt", "usage.json", "settings.json", "validation.json", "evidence.jsonl",
+    "report.md",
+    "report.html",
+    "report.original.md",
+    "comparison.txt",
+    "trace.jsonl",
+    "turns.txt",
+    "usage.json",
+    "settings.json",
+    "validation.json",
+    "evidence.jsonl",
 ]
 
 
@@ -38,10 +46,18 @@ def test_embedded_model_writes_a_cited_report_on_the_demo(tmp_path: Path) -> Non
     config = tmp_path / "config.json"
     models = Path.home() / ".cache" / "deepfolder" / "models"  # reuse the joined GGUF
     config.write_text(json.dumps({"embedded": {"model_dir": str(models)}}), encoding="utf-8")
-    code = main([
-        "run", str(DEMO), "--out", str(out), "--config", str(config),
-        "--cache-dir", str(tmp_path / "cache"),
-    ])
+    code = main(
+        [
+            "run",
+            str(DEMO),
+            "--out",
+            str(out),
+            "--config",
+            str(config),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ]
+    )
     assert code == 0
     for name in OUTPUTS:
         assert (out / name).is_file(), name

@@ -75,8 +75,8 @@ def test_pipeline_run_on_demo_writes_every_output(tmp_path: Path) -> None:
     assert "## （4）参考资料" in report
     cited = set(re.findall(r"\(#(E[0-9a-f]{8})\)", report))
     evidence = {
-        json.loads(l)["segment"]["id"]
-        for l in (out / "evidence.jsonl").read_text(encoding="utf-8").splitlines()
+        json.loads(line)["segment"]["id"]
+        for line in (out / "evidence.jsonl").read_text(encoding="utf-8").splitlines()
     }
     assert cited and cited <= evidence
     assert "社区图书馆调研报告.pdf, 第" in report  # a real page locator
@@ -103,7 +103,9 @@ def test_agent_run_reconstructs_prompts_from_trace(tmp_path: Path) -> None:
         out=out,
         model=model,
     )
-    steps = [json.loads(l) for l in (out / "trace.jsonl").read_text(encoding="utf-8").splitlines()]
+    steps = [
+        json.loads(line) for line in (out / "trace.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     calls = [s for s in steps if s["kind"] == "model_call"]
     # every prompt is in the trace exactly as sent
     assert [c["messages"] for c in calls] == [m for m, _, _ in model.calls]
@@ -127,7 +129,7 @@ def test_request_sources_and_errors(tmp_path: Path) -> None:
     (case / "query.txt").write_text("来自文件", encoding="utf-8")
     assert resolve_request(case, None)[0] == "来自文件"
     assert resolve_request(case, "命令行")[0] == "命令行"
-    with pytest.raises(RunSetupError, match="query.txt"):
+    with pytest.raises(RunSetupError, match=r"query\.txt"):
         resolve_request(tmp_path, None)
     with pytest.raises(RunSetupError, match="inside the input folder"):
         run_task(case, "x", settings(tmp_path), out=case / "runs")
@@ -172,13 +174,18 @@ CASE_009 = ROOT.parent / "shared" / "data" / "cases" / "009"
 def test_pipeline_analyses_tables_when_charts_are_requested(tmp_path: Path) -> None:
     out = tmp_path / "run"
     run_task(
-        CASE_009, None, settings(tmp_path, validate={"max_revisions": 0}), out=out,
+        CASE_009,
+        None,
+        settings(tmp_path, validate={"max_revisions": 0}),
+        out=out,
         model=FunctionModel(small_model, is_local=True),
     )
     report = (out / "report.md").read_text(encoding="utf-8")
     images = re.findall(r"!\[[^\]]*\]\((figures/[^)]+)\)", report)
     assert len(images) >= 2 and all((out / i).is_file() for i in images)
-    trace = [json.loads(l) for l in (out / "trace.jsonl").read_text(encoding="utf-8").splitlines()]
+    trace = [
+        json.loads(line) for line in (out / "trace.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     assert any(s["kind"] == "tool_call" and s["name"] == "run_python" for s in trace)
     validation = json.loads((out / "validation.json").read_text(encoding="utf-8"))
     assert next(c for c in validation["checks"] if c["name"] == "figures")["passed"] is True

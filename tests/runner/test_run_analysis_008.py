@@ -90,7 +90,8 @@ def test_scripted_analysis_run_on_case_008(tmp_path: Path) -> None:
     captions = re.findall(r"!\[([^\]]*)\]", report)
     assert all(re.search(r"[\u4e00-\u9fff]", c) for c in captions)  # Chinese captions
     evidence = [
-        json.loads(l) for l in (out / "evidence.jsonl").read_text(encoding="utf-8").splitlines()
+        json.loads(line)
+        for line in (out / "evidence.jsonl").read_text(encoding="utf-8").splitlines()
     ]
     kinds = {e["source"]["kind"] for e in evidence}
     assert {"figure", "analysis"} <= kinds

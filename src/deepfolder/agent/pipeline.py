@@ -20,6 +20,7 @@ trace shows each model call and tool call of the pipeline.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Generator
@@ -329,7 +330,7 @@ _SENTENCE_RE = re.compile(r"[^。！？!?；\n]+[。！？!?；]?|[^.!?\n]+[.!?]
 
 def _grams(text: str) -> set[str]:
     cjk = [ch for ch in text if "\u4e00" <= ch <= "\u9fff"]
-    grams = {a + b for a, b in zip(cjk, cjk[1:], strict=False)}
+    grams = {a + b for a, b in itertools.pairwise(cjk)}
     grams.update(w for w in re.findall(r"[a-z0-9]{3,}", text.lower()))
     grams.update(re.findall(r"\d+(?:\.\d+)?%?", text))
     return grams

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import threading
+import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -56,6 +56,7 @@ _LOAD_LOCK = threading.Lock()
 
 def _busy_cores(interval: float = 0.3) -> float:
     """Cores busy with other work right now (this process is idle while it measures)."""
+
     def sample() -> tuple[int, int]:
         with open("/proc/stat", encoding="ascii") as f:
             values = [int(v) for v in f.readline().split()[1:]]

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from deepfolder.agent.loop import Conversation, call_model, prompt_hash
-from deepfolder.agent.pipeline import PipelineState, SectionPlan, write_section
-from deepfolder.llm.base import ChatModel
+from deepfolder.agent.pipeline import PipelineState, SectionDraft, SectionPlan, write_section
+from deepfolder.llm.base import ChatModel, ChatResponse
 from deepfolder.records import Evidence, ModelCallStep, RevisionStep, Step, ValidationStep
 from deepfolder.report.render import finalize_markdown, markdown_to_html, title_of
 from deepfolder.settings import Settings
@@ -54,7 +55,7 @@ class RecordedModel:
     def count_tokens(self, text: str) -> int:
         return self.inner.count_tokens(text)
 
-    def chat(self, messages, **kwargs):  # type: ignore[no-untyped-def]
+    def chat(self, messages: list[dict[str, Any]], **kwargs: Any) -> ChatResponse:
         started = time.time()
         response = self.inner.chat(messages, **kwargs)
         self.recorder.record(
@@ -173,7 +174,7 @@ class Revisor:
         heading = f"## {required.label}{required.title}"
         return heading + "\n\n" + self._model_rewrite(heading, "", instructions)
 
-    def _drain(self, gen):  # type: ignore[no-untyped-def]
+    def _drain(self, gen: Generator[Step, None, SectionDraft]) -> SectionDraft:
         while True:
             try:
                 self._record(next(gen))

@@ -264,7 +264,7 @@ def run_task(
         failures = list(validation.failures)
         recorder.append_turns_block(
             "Validation (final)",
-            ["all checks passed"] if not failures else failures,
+            failures if failures else ["all checks passed"],
         )
         if final.cut_short:
             recorder.append_turns_block("Run cut short", [final.reason])

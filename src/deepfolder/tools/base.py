@@ -153,8 +153,8 @@ def _schema_for(annotation: Any) -> dict[str, Any]:
         values = list(get_args(annotation))
         return {"type": _JSON_TYPES.get(type(values[0]), "string"), "enum": values}
     if origin in (list, tuple) or annotation in (list, tuple):
-        args = get_args(annotation)
-        item = _schema_for(args[0]) if args else {}
+        items = get_args(annotation)
+        item = _schema_for(items[0]) if items else {}
         return {"type": "array", "items": item}
     if annotation in _JSON_TYPES:
         return {"type": _JSON_TYPES[annotation]}

@@ -134,7 +134,15 @@ def _window(segments: list[Segment], pivot: int, around: int) -> list[Segment]:
     return segments[lo:hi]
 
 
-def _matches(seg: Segment, page, slide, chunk, start, end, row) -> bool:  # type: ignore[no-untyped-def]
+def _matches(
+    seg: Segment,
+    page: int | None,
+    slide: int | None,
+    chunk: int | None,
+    start: float | None,
+    end: float | None,
+    row: int | None,
+) -> bool:
     loc = seg.locator
     if page is not None and loc.page != page:
         return False
@@ -214,7 +222,8 @@ def read(
         )
     evidence = [Evidence(seg, src) for seg in chosen]
     budget = ctx.settings.retrieval.result_token_budget * 2
-    parts, used = [], 0
+    parts: list[str] = []
+    used = 0
     for ev in evidence:
         block = f"[{ev.id}] {ev.citation_label(language)}\n{ev.segment.text.strip()}"
         if used + _approx_tokens(block) > budget and parts:
