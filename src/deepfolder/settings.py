@@ -216,7 +216,7 @@ class Settings(BaseModel):
         )
 
 
-INDEX_FORMAT_VERSION = 1
+INDEX_FORMAT_VERSION = 2
 """Bump when the on-disk index layout or an extractor's output changes."""
 
 PRESETS: dict[str, dict[str, Any]] = {

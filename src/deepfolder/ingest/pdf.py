@@ -25,6 +25,7 @@ from deepfolder.records import Locator, Segment, Source
 
 _CJK = "\u3400-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef"
 _JOIN_CJK_LINES = re.compile(rf"[{_CJK}]\n[{_CJK}]")
+_WRAPPED_TOKEN = re.compile(rf"[0-9A-Za-z{_CJK}]\n[0-9{_CJK}]|[0-9]\n[%.,]")
 _HYPHEN_BREAK = re.compile(r"(?<=[a-z])-\n(?=[a-z])")
 _MIN_TEXT_CHARS = 8
 
@@ -38,6 +39,11 @@ def clean_page_text(text: str) -> str:
     text = _HYPHEN_BREAK.sub("", text)
     text = _join_wrapped_cjk_lines(text)
     return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def _mostly_cjk(line: str) -> bool:
+    cjk = len(re.findall(rf"[{_CJK}]", line))
+    return cjk >= 0.5 * len(line.replace(" ", ""))
 
 
 def _join_wrapped_cjk_lines(text: str) -> str:
@@ -55,7 +61,11 @@ def _join_wrapped_cjk_lines(text: str) -> str:
             prev
             and line
             and len(prev) >= 0.85 * full
-            and _JOIN_CJK_LINES.match(prev[-1] + "\n" + line[0])
+            and (
+                _JOIN_CJK_LINES.match(prev[-1] + "\n" + line[0])
+                # a number or an English word wrapped inside a Chinese line ("202\n3年")
+                or (_WRAPPED_TOKEN.match(prev[-1] + "\n" + line[0]) and _mostly_cjk(prev))
+            )
         ):
             out[-1] += line
         else:
