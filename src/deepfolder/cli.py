@@ -196,8 +196,14 @@ def _cmd_search(args: argparse.Namespace, console: Console) -> int:
     from deepfolder.tools.core import search
 
     corpus, settings = _open_corpus(args, console)
+    from deepfolder.runner.request import detect_language
+
     ctx = ToolContext(
-        index=corpus.index, settings=settings, folder=args.folder, index_dir=corpus.index_dir
+        index=corpus.index,
+        settings=settings,
+        folder=args.folder,
+        index_dir=corpus.index_dir,
+        services={"language": detect_language(args.query)},
     )
     arguments: dict[str, Any] = {"query": args.query, "k": args.k}
     if args.mode:
@@ -205,7 +211,7 @@ def _cmd_search(args: argparse.Namespace, console: Console) -> int:
     if args.source:
         arguments["sources"] = args.source
     out = search(ctx, arguments)
-    console.print(out.text, markup=False, highlight=False)
+    print(out.text)  # results on stdout, progress on stderr
     return 0
 
 

@@ -189,3 +189,12 @@ def test_pipeline_analyses_tables_when_charts_are_requested(tmp_path: Path) -> N
     assert any(s["kind"] == "tool_call" and s["name"] == "run_python" for s in trace)
     validation = json.loads((out / "validation.json").read_text(encoding="utf-8"))
     assert next(c for c in validation["checks"] if c["name"] == "figures")["passed"] is True
+
+
+def test_ingest_and_search_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    common = ["--no-dense", "--cache-dir", str(tmp_path / "cache")]
+    assert main(["ingest", str(DEMO), *common]) == 0
+    assert main(["search", str(DEMO), "电子书借阅量", "-k", "2", *common]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"\[E[0-9a-f]{8}\] 社区图书馆调研报告\.pdf, 第2页", out)
+    assert "[status:" in out
