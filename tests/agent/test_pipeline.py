@@ -90,3 +90,34 @@ def test_clean_strips_headings_and_reference_lists() -> None:
     plan = SectionPlan("（1）", "背景", 100)
     raw = "## 背景\n正文一[1]。\n【材料2】正文二。\n参考文献\n[1] xx"
     assert clean_section_text(raw, plan) == "正文一。\n正文二。"
+
+
+def test_short_section_is_continued_from_unused_excerpts(tmp_path: Path) -> None:
+    ctx = small_context(tmp_path)
+    request = "请写一篇《图书馆报告》，包含以下章节：（1）主要发现。全文字数在300至400字之间。"
+    prompts: list[str] = []
+
+    def fn(messages, tools):  # type: ignore[no-untyped-def]
+        prompt = messages[-1]["content"]
+        if "JSON" in prompt:
+            return json.dumps({"queries": ["电子书借阅量"]}, ensure_ascii=False)
+        prompts.append(prompt)
+        if len(prompts) == 1:
+            return "2024年全区电子书借阅量为8.6万册次。"
+        return "建议在每家图书馆设置每周一次的数字助老辅导时段。"
+
+    state = PipelineState(
+        model=FunctionModel(fn, is_local=True),
+        ctx=ctx,
+        tools={t.name: t for t in CORE_TOOLS},
+        request=request,
+        constraints=parse_request(request),
+        language="zh",
+        conv=Conversation(messages=[{"role": "system", "content": "s"}]),
+    )
+    text = [s for s in run_pipeline(state) if isinstance(s, FinalAnswerStep)][0].text
+    assert len(prompts) == 2 and "请接着写" in prompts[1]
+    assert "8.6万册次" in text and "数字助老" in text
+    # the continuation is shown the excerpts the first draft did not use
+    assert "8.6万册次" not in prompts[1].split("本节已经写好的部分")[0]
+    assert "8.6万册次" in prompts[0]

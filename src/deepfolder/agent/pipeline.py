@@ -398,14 +398,18 @@ def write_section(
         return draft
     budget = plan.budget
     text = ""
+    shown = evidence
     for attempt in range(2):
-        prompt = write_prompt(state, plan, evidence, budget, list(notes or []))
+        # A short first draft is not "expanded" (the small model tends to return the same
+        # text); instead the model continues the section from the excerpts it has not
+        # used yet, and the new paragraph is appended.
+        remaining = budget - count_length(text, state.unit)
+        prompt = write_prompt(state, plan, shown, max(60, remaining), list(notes or []))
         if attempt:
-            have = count_length(text, state.unit)
             prompt += (
-                f"\n\n上一稿只有{have}字，太短。请扩写到约{budget}字，补充材料中的具体事实。\n上一稿：{text}"
+                f"\n\n本节已经写好的部分如下，请接着写一段新的内容，不要重复：\n{text}"
                 if state.zh
-                else f"\n\nThe previous draft had only {have} words. Expand it to about {budget} words with more facts from the material.\nPrevious draft: {text}"
+                else f"\n\nThe section so far is below; write one more paragraph that does not repeat it:\n{text}"
             )
         conv = Conversation(messages=[state.conv.messages[0], {"role": "user", "content": prompt}])
         state.turn += 1
@@ -417,13 +421,19 @@ def write_section(
             tools=None,
             keep_recent=2,
             max_tokens=tokens,
-            purpose=f"write {plan.heading}",
+            purpose=f"write {plan.heading}" + (" (continued)" if attempt else ""),
             ctx=state.ctx,
         )
         yield step
-        text = clean_section_text(response.content or "", plan)
+        new = clean_section_text(response.content or "", plan)
+        if attempt == 0:
+            text = new
+        elif new and new not in text:
+            text = f"{text}\n\n{new}"
         if count_length(text, state.unit) >= 0.6 * budget:
             break
+        cited = set(re.findall(r"E[0-9a-f]{8}", attach_citations(text, evidence)))
+        shown = [e for e in evidence if e.id not in cited] or evidence
     if count_length(text, state.unit) > 1.5 * budget:
         text = trim_to(text, int(1.2 * budget), state.unit)
     draft.text = attach_citations(text, evidence)
