@@ -115,7 +115,7 @@ def test_short_section_is_continued_from_unused_excerpts(tmp_path: Path) -> None
         language="zh",
         conv=Conversation(messages=[{"role": "system", "content": "s"}]),
     )
-    text = [s for s in run_pipeline(state) if isinstance(s, FinalAnswerStep)][0].text
+    text = next(s for s in run_pipeline(state) if isinstance(s, FinalAnswerStep)).text
     assert len(prompts) == 2 and "请接着写" in prompts[1]
     assert "8.6万册次" in text and "数字助老" in text
     # the continuation is shown the excerpts the first draft did not use
