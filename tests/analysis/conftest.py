@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+# The helpers module sits beside this file (tests import it by name, importlib mode).
+sys.path.insert(0, str(Path(__file__).parent))
+
 from analysis_helpers import SALES_CSV
 
 from deepfolder.analysis import PythonSandbox, SandboxLimits
