@@ -121,3 +121,24 @@ def test_short_section_is_continued_from_unused_excerpts(tmp_path: Path) -> None
     # the continuation is shown the excerpts the first draft did not use
     assert "8.6万册次" not in prompts[1].split("本节已经写好的部分")[0]
     assert "8.6万册次" in prompts[0]
+
+
+def test_statistics_tie_a_sentence_to_the_computation_that_printed_them() -> None:
+    from deepfolder.records import Evidence, Locator, Segment, Source
+
+    table = Source(id="run:analysis/1", path="analysis/analysis_1.md", kind="analysis")
+    article = Source(id="a.json#0", path="a.json", kind="article", title="疫情", article=0)
+    computed = Evidence(
+        Segment.create(
+            table.id, "时间范围: 2020-01-22 – 2023-03-09; 最新累计值: 676,570,149", Locator()
+        ),
+        table,
+    )
+    prose = Evidence(
+        Segment.create(
+            article.id, "全球累计感染人数持续上升，各国加强监测。", Locator(article=0, chunk=1)
+        ),
+        article,
+    )
+    out = attach_citations("截至2023年3月，全球累计感染人数为676,570,149人。", [prose, computed])
+    assert out.endswith(f"[{computed.id}]。")

@@ -206,6 +206,7 @@ def match_sections(
 # --- uncited paragraphs ---------------------------------------------------------------
 
 _FACT_SIGNS = re.compile(r"\d|《[^》]+》|“[^”]{2,}”|\"[^\"]{2,}\"")
+_STATISTIC = re.compile(r"\d{1,3}(?:[,，]\d{3})+|\d{5,}|\d+\.\d+|\d+(?:\.\d+)?\s?%")
 
 
 def uncited_paragraphs(
@@ -216,8 +217,10 @@ def uncited_paragraphs(
     A paragraph (blank-line separated block outside headings, the reference list, code,
     images) is *factual* when it is long enough to make claims (≥ 60 字, or ≥ 40 words
     in English) and contains a sign of a checkable fact: a digit, a 《title》, a quotation,
-    or (English) two capitalised words not at a sentence start. It is flagged when no
-    citation of any form falls inside it.
+    or (English) two capitalised words not at a sentence start. A short paragraph (≥ 12
+    字 or words) is factual too when it states a statistic: a number of five or more
+    digits, a thousands-separated number, a decimal or a percentage. It is flagged when
+    no citation of any form falls inside it.
     """
     cited_lines: set[int] = set()
     for c in citations:
@@ -235,9 +238,10 @@ def uncited_paragraphs(
         prose = countable_text(text)
         unit = "words" if language == "en" else "字"
         size = count_units(prose, unit)
-        if size < (40 if language == "en" else 60):
+        statistic = _STATISTIC.search(prose)
+        if size < (40 if language == "en" else 60) and not (statistic and size >= 12):
             return
-        signs = _FACT_SIGNS.search(prose)
+        signs = statistic or _FACT_SIGNS.search(prose)
         if not signs and language == "en":
             caps = re.findall(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-zA-Z]+", prose)
             signs = caps[1] if len(caps) >= 2 else None
