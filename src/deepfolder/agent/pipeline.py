@@ -104,7 +104,10 @@ class PipelineState:
     analysis: list[Evidence] = field(default_factory=list)
     """Computed results from the code-driven analysis, shown to the data section."""
     figures: list[Evidence] = field(default_factory=list)
-    data_section: str | None = None
+    data_sections: list[str] = field(default_factory=list)
+    """Headings of the sections shown the computed results."""
+    figure_section: str | None = None
+    """Heading of the section the charts are embedded in."""
 
     @property
     def zh(self) -> bool:
@@ -405,7 +408,7 @@ def write_section(
     if plan.kind == "references":
         return draft
     evidence = yield from gather_evidence(state, plan, extra_evidence)
-    is_data = plan.heading == state.data_section
+    is_data = plan.heading in state.data_sections
     if is_data:
         evidence = state.analysis + evidence[: max(2, len(evidence) - len(state.analysis))]
     draft.evidence = evidence
@@ -459,7 +462,7 @@ def write_section(
     if count_length(text, state.unit) > 1.5 * budget:
         text = trim_to(text, int(1.2 * budget), state.unit)
     draft.text = attach_citations(text, evidence)
-    if is_data and state.figures:
+    if plan.heading == state.figure_section and state.figures:
         draft.text += "\n\n" + "\n\n".join(figure_line(f) for f in state.figures)
     return draft
 
@@ -474,6 +477,7 @@ def assemble(state: PipelineState) -> str:
     return "\n".join(parts).rstrip() + "\n"
 
 
+FIGURE_WORDS = ("可视化", "图", "明细", "趋势", "chart", "figure", "visual", "detail", "trend")
 DATA_WORDS = (
     "数据",
     "分析",
@@ -525,8 +529,12 @@ def run_analysis(state: PipelineState, plans: list[SectionPlan]) -> Generator[St
         state.figures += [e for e in output.evidence if e.source.kind == "figure"]
     body = [p for p in plans if p.kind == "body"]
     data = [p for p in body if any(w in p.title.lower() for w in DATA_WORDS)]
-    target = data[0] if data else (body[1] if len(body) > 1 else body[0] if body else None)
-    state.data_section = target.heading if target else None
+    if not data and body:
+        data = [body[1] if len(body) > 1 else body[0]]
+    state.data_sections = [p.heading for p in data]
+    visual = [p for p in data if any(w in p.title.lower() for w in FIGURE_WORDS)]
+    target = visual[0] if visual else (data[-1] if data else None)
+    state.figure_section = target.heading if target else None
 
 
 def figure_line(ev: Evidence) -> str:
