@@ -142,3 +142,9 @@ def test_statistics_tie_a_sentence_to_the_computation_that_printed_them() -> Non
     )
     out = attach_citations("截至2023年3月，全球累计感染人数为676,570,149人。", [prose, computed])
     assert out.endswith(f"[{computed.id}]。")
+
+
+def test_clean_drops_repeated_lines() -> None:
+    plan = SectionPlan("（2）", "摘要", 100)
+    raw = "累计死亡人数为6,881,802人。\n新增为86862人。\n\n累计死亡人数为6,881,802人。\n新增为86862人。"
+    assert clean_section_text(raw, plan) == "累计死亡人数为6,881,802人。\n新增为86862人。"

@@ -311,8 +311,10 @@ CLEAN_PATTERNS = [
 
 
 def clean_section_text(text: str, plan: SectionPlan) -> str:
-    """Strip what the model must not decide: typed ids/numbers, headings, reference lists."""
+    """Strip what the model must not decide: typed ids/numbers, headings, reference lists;
+    drop lines it repeated."""
     lines = []
+    seen: set[str] = set()
     for line in text.strip().splitlines():
         bare = line.strip().lstrip("#").strip().strip("*").strip()
         if line.lstrip().startswith("#") or bare in {plan.title, plan.heading}:
@@ -321,6 +323,9 @@ def clean_section_text(text: str, plan: SectionPlan) -> str:
             break
         # Formal prose: bullets become sentences of a paragraph, bold markers go.
         line = re.sub(r"^\s*(?:[-*•]|\d+[.、)])\s+", "", line).replace("**", "")
+        if line.strip() and line.strip() in seen:
+            continue  # the small model repeats whole lines; keep the first
+        seen.add(line.strip())
         lines.append(line.rstrip())
     out = "\n".join(lines).strip()
     for pattern in CLEAN_PATTERNS:
