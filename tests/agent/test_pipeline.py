@@ -148,3 +148,27 @@ def test_clean_drops_repeated_lines() -> None:
     plan = SectionPlan("（2）", "摘要", 100)
     raw = "累计死亡人数为6,881,802人。\n新增为86862人。\n\n累计死亡人数为6,881,802人。\n新增为86862人。"
     assert clean_section_text(raw, plan) == "累计死亡人数为6,881,802人。\n新增为86862人。"
+
+
+def test_whole_report_is_trimmed_in_code_to_the_maximum(tmp_path: Path) -> None:
+    from deepfolder.agent.pipeline import SectionDraft, fit_total_length
+    from deepfolder.validate.length import count_length
+
+    request = "写一篇报告，包含以下章节：（1）背景；（2）发现。全文字数在50至80字之间。"
+    state = PipelineState(
+        model=FunctionModel(lambda m, t: "", is_local=True),
+        ctx=small_context(tmp_path),
+        tools={},
+        request=request,
+        constraints=parse_request(request),
+        language="zh",
+        conv=Conversation(messages=[{"role": "system", "content": "s"}]),
+    )
+    sentence = "青禾区共有社区图书馆十四家并开通了电子书借阅服务。"
+    state.drafts = [
+        SectionDraft(SectionPlan("（1）", "背景", 30), sentence * 3),
+        SectionDraft(SectionPlan("（2）", "发现", 30), sentence * 2),
+    ]
+    fit_total_length(state)
+    total = sum(count_length(d.text, "字") for d in state.drafts)
+    assert total <= 80 and all(d.text for d in state.drafts)

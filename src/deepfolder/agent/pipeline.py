@@ -397,10 +397,23 @@ def attach_citations(text: str, evidence: list[Evidence], threshold: float = 0.3
 
 
 def trim_to(text: str, budget: int, unit: str) -> str:
-    sentences = [m.group(0) for m in _SENTENCE_RE.finditer(text)]
-    while len(sentences) > 1 and count_length("".join(sentences), unit) > budget:
-        sentences.pop()
-    return "".join(sentences).strip()
+    """Drop whole sentences from the end (last paragraph first) until the text fits;
+    paragraphs, citations and figure lines stay intact."""
+    paras = text.split("\n")
+
+    def prose_indexes() -> list[int]:
+        return [i for i, p in enumerate(paras) if p.strip() and not p.lstrip().startswith("!")]
+
+    while count_length("\n".join(paras), unit) > budget:
+        idx = prose_indexes()
+        if not idx:
+            break
+        last = idx[-1]
+        sentences = [m.group(0) for m in _SENTENCE_RE.finditer(paras[last])]
+        if len(idx) == 1 and len(sentences) <= 1:
+            break  # never trim a section to nothing
+        paras[last] = "".join(sentences[:-1]) if len(sentences) > 1 else ""
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(paras)).strip()
 
 
 def write_section(
@@ -464,8 +477,8 @@ def write_section(
             break
         cited = set(re.findall(r"E[0-9a-f]{8}", attach_citations(text, evidence)))
         shown = [e for e in evidence if e.id not in cited] or evidence
-    if count_length(text, state.unit) > 1.5 * budget:
-        text = trim_to(text, int(1.2 * budget), state.unit)
+    if count_length(text, state.unit) > 1.2 * budget:
+        text = trim_to(text, int(1.1 * budget), state.unit)
     draft.text = attach_citations(text, evidence)
     if plan.heading == state.figure_section and state.figures:
         draft.text += "\n\n" + "\n\n".join(figure_line(f) for f in state.figures)
@@ -557,4 +570,24 @@ def run_pipeline(state: PipelineState) -> Generator[Step, None, None]:
     for plan in plans:
         draft = yield from write_section(state, plan)
         state.drafts.append(draft)
+    fit_total_length(state)
     yield FinalAnswerStep(turn=state.turn, text=assemble(state))
+
+
+def fit_total_length(state: PipelineState) -> None:
+    """Trim the longest sections in code when the whole report exceeds the maximum."""
+    rule = state.constraints.length
+    if rule is None or rule.max is None:
+        return
+    limit = int(rule.max * 0.97)
+    body = [d for d in state.drafts if d.plan.kind == "body" and d.text]
+    for _ in range(4 * len(body)):
+        total = sum(count_length(d.text, state.unit) for d in body)
+        if total <= limit or not body:
+            return
+        longest = max(body, key=lambda d: count_length(d.text, state.unit))
+        size = count_length(longest.text, state.unit)
+        trimmed = trim_to(longest.text, max(1, size - (total - limit)), state.unit)
+        if trimmed == longest.text:
+            return
+        longest.text = trimmed

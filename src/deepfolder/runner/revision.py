@@ -23,7 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from deepfolder.agent.loop import Conversation, call_model, prompt_hash
-from deepfolder.agent.pipeline import PipelineState, SectionDraft, SectionPlan, write_section
+from deepfolder.agent.pipeline import (
+    PipelineState,
+    SectionDraft,
+    SectionPlan,
+    trim_to,
+    write_section,
+)
 from deepfolder.llm.base import ChatModel, ChatResponse
 from deepfolder.records import Evidence, ModelCallStep, RevisionStep, Step, ValidationStep
 from deepfolder.report.render import finalize_markdown, markdown_to_html, title_of
@@ -153,6 +159,15 @@ class Revisor:
         return SectionPlan(label, title, budget)
 
     def rewrite_section(self, section: Section, instructions: list[str]) -> str:
+        if (
+            self.policy == "pipeline"
+            and instructions
+            and all(re.search(r"shorten|trim|删减|缩减", i) for i in instructions)
+        ):
+            # Too long: cut whole sentences in code; citations stay with their sentences.
+            size = count_length(section.body, self.state.unit)
+            budget = _requested_budget(instructions, size, size)
+            return trim_to(section.body, budget, self.state.unit)
         if self.policy == "pipeline":
             plan = self._plan_for(section.title)
             budget = _requested_budget(
@@ -236,10 +251,10 @@ class Revisor:
 def _requested_budget(instructions: list[str], plan_budget: int, current: int) -> int:
     """Read '~300 字' style numbers from the validator's instructions, else the plan's."""
     text = " ".join(instructions)
-    grow = re.search(r"(?:expand|扩写|增加|by)\D{0,20}(\d{2,5})", text)
-    if grow:
-        return max(plan_budget, current + int(grow.group(1)))
-    shrink = re.search(r"(?:trim|shorten|删减|缩减|cut)\D{0,20}(\d{2,5})", text)
+    shrink = re.search(r"(?:trim|shorten|删减|缩减|cut)\D{0,30}?(\d{2,5})", text)
     if shrink:
         return max(60, current - int(shrink.group(1)))
+    grow = re.search(r"(?:expand|lengthen|扩写|增加|补充)\D{0,30}?(\d{2,5})", text)
+    if grow:
+        return max(plan_budget, current + int(grow.group(1)))
     return plan_budget
