@@ -36,7 +36,7 @@ from deepfolder.records import (
     ToolCallStep,
     ToolResultStep,
 )
-from deepfolder.tools.base import Tool, ToolContext
+from deepfolder.tools.base import Tool, ToolContext, ToolOutput
 from deepfolder.validate.constraints import RequestConstraints
 from deepfolder.validate.length import count_length
 
@@ -222,6 +222,23 @@ def _topic_words(request: str) -> str:
     return title.group(1) if title else request[:40]
 
 
+def run_tool(
+    state: PipelineState, call: ToolCallRequest
+) -> Generator[Step, None, tuple[ToolOutput, str | None]]:
+    """A tool call the pipeline makes, recorded like the agent's own calls."""
+    yield ToolCallStep(turn=state.turn, call_id=call.id, name=call.name, arguments=call.arguments)
+    output, internal = execute_tool(call, state.tools, state.ctx)
+    yield ToolResultStep(
+        turn=state.turn,
+        call_id=call.id,
+        name=call.name,
+        content=output.text,
+        evidence_ids=[e.id for e in output.evidence],
+        is_error=output.is_error,
+    )
+    return output, internal
+
+
 def gather_evidence(
     state: PipelineState, plan: SectionPlan, extra: int = 0
 ) -> Generator[Step, None, list[Evidence]]:
@@ -246,16 +263,7 @@ def gather_evidence(
             "k": state.ctx.settings.agent.section_evidence + 6,
         },
     )
-    yield ToolCallStep(turn=state.turn, call_id=call.id, name=call.name, arguments=call.arguments)
-    output, internal = execute_tool(call, state.tools, state.ctx)
-    yield ToolResultStep(
-        turn=state.turn,
-        call_id=call.id,
-        name=call.name,
-        content=output.text,
-        evidence_ids=[e.id for e in output.evidence],
-        is_error=output.is_error,
-    )
+    output, internal = yield from run_tool(state, call)
     if internal:
         yield NoteStep(turn=state.turn, message=f"search failed: {internal}", level="error")
     fresh = [e for e in output.evidence if e.id not in state.used_ids]
@@ -524,18 +532,7 @@ def run_analysis(state: PipelineState, plans: list[SectionPlan]) -> Generator[St
             name="run_python",
             arguments={"code": analysis_code(rel, state.language)},
         )
-        yield ToolCallStep(
-            turn=state.turn, call_id=call.id, name=call.name, arguments=call.arguments
-        )
-        output, internal = execute_tool(call, state.tools, state.ctx)
-        yield ToolResultStep(
-            turn=state.turn,
-            call_id=call.id,
-            name=call.name,
-            content=output.text,
-            evidence_ids=[e.id for e in output.evidence],
-            is_error=output.is_error,
-        )
+        output, internal = yield from run_tool(state, call)
         if internal or output.is_error:
             yield NoteStep(
                 turn=state.turn,
