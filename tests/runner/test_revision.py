@@ -25,3 +25,9 @@ def test_trim_keeps_paragraphs_citations_and_figures() -> None:
     assert out.endswith("第二段第一句很长很长很长[E22222222]。")
     assert "![图1: 趋势](figures/fig_1.png)" in out and "\n\n" in out
     assert count_length(out, "字") <= count_length(text, "字") - 10
+
+
+def test_trim_never_ends_on_an_announcement() -> None:
+    text = "第一段说明了主要问题和原因。\n\n为了解决上述问题，需要采取以下措施：\n\n第一，设立辅导时段。第二，统一账号。"
+    out = trim_to(text, count_length(text, "字") - 8, "字")
+    assert not out.rstrip().endswith("：") and out.startswith("第一段")

@@ -335,6 +335,8 @@ def clean_section_text(text: str, plan: SectionPlan) -> str:
             continue  # the small model repeats whole lines; keep the first
         seen.add(line.strip())
         lines.append(line.rstrip())
+    while lines and lines[-1].rstrip().endswith(("：", ":")):
+        lines.pop()  # an announcement with nothing after it (the model stopped early)
     out = "\n".join(lines).strip()
     for pattern in CLEAN_PATTERNS:
         out = pattern.sub("", out)
@@ -421,6 +423,10 @@ def trim_to(text: str, budget: int, unit: str) -> str:
         if len(idx) == 1 and len(sentences) <= 1:
             break  # never trim a section to nothing
         paras[last] = "".join(sentences[:-1]) if len(sentences) > 1 else ""
+    # A sentence that announces what follows ("…采取以下措施：") must not end the text.
+    idx = prose_indexes()
+    if len(idx) > 1 and paras[idx[-1]].rstrip().endswith(("：", ":")):
+        paras[idx[-1]] = ""
     return re.sub(r"\n{3,}", "\n\n", "\n".join(paras)).strip()
 
 
