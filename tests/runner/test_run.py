@@ -198,3 +198,27 @@ def test_ingest_and_search_commands(tmp_path: Path, capsys: pytest.CaptureFixtur
     out = capsys.readouterr().out
     assert re.search(r"\[E[0-9a-f]{8}\] 社区图书馆调研报告\.pdf, 第2页", out)
     assert "[status:" in out
+
+
+def test_missing_api_key_fails_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("DEEPFOLDER_API_KEY", raising=False)
+    out = tmp_path / "run"
+    code = main(
+        [
+            "run",
+            str(DEMO),
+            "x",
+            "--model",
+            "openai:gpt-4o-mini",
+            "--out",
+            str(out),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ]
+    )
+    assert code == 2
+    assert "OPENAI_API_KEY" in capsys.readouterr().err
+    assert not out.exists() and not (tmp_path / "cache").exists()

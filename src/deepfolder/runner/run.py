@@ -104,6 +104,10 @@ def run_task(
 
         raise RunSetupError(f"{folder} is not a folder; give the folder that holds the materials")
     request_text, request_origin = resolve_request(folder, request)
+    if model is None:  # before any work, so a missing key or package fails at once
+        from deepfolder.llm.registry import create_chat_model
+
+        model = create_chat_model(settings)
     run_dir = choose_run_dir(folder, out)
     write_text(run_dir / "request.txt", request_text + "\n")
     write_json(
@@ -131,10 +135,6 @@ def run_task(
         + (f"; {len(failed)} failed (see ingest_report.json)" if failed else "")
     )
 
-    if model is None:
-        from deepfolder.llm.registry import create_chat_model
-
-        model = create_chat_model(settings)
     constraints = parse_request(request_text)
     language = constraints.language
     ctx = ToolContext(
