@@ -330,6 +330,10 @@ def test_run_with_a_vision_model_sends_the_image_and_the_window_frames(
     assert "no vision model" not in tool_result(trace, "inspect_image")
     assert "Vision model fake:vision" in tool_result(trace, "inspect_image")
     assert "Frames sent to fake:vision" in tool_result(trace, "inspect_video")
+    # The vision calls are model calls in the trace too, without the image bytes.
+    vision_steps = [s for s in trace if s["kind"] == "model_call" and s["purpose"] == "vision"]
+    assert len(vision_steps) == 2
+    assert "omitted" in json.dumps(vision_steps) and ";base64," not in json.dumps(vision_steps)
     report = (out / "report.md").read_text(encoding="utf-8")
     assert f"[lecture.mp4, {format_seconds(start)}–{format_seconds(end)}](#" in report
 

@@ -15,6 +15,7 @@ report (readable citation links, reference list, HTML when the request wants HTM
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from collections.abc import Callable, Generator
@@ -42,9 +43,27 @@ from deepfolder.validate.length import count_length
 from deepfolder.validate.revise import RevisionInstruction, revise_until_valid
 
 
+def _without_image_bytes(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Messages for the trace with each base64 image replaced by its sha256 and size
+    (the frames themselves are listed in vision_calls.jsonl / the tool observation)."""
+
+    def shrink(value: Any) -> Any:
+        if isinstance(value, str) and value.startswith("data:") and ";base64," in value:
+            head, data = value.split(";base64,", 1)
+            digest = hashlib.sha256(data.encode("ascii", "ignore")).hexdigest()[:16]
+            return f"{head};sha256={digest};{len(data)} base64 characters omitted"
+        if isinstance(value, dict):
+            return {k: shrink(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [shrink(v) for v in value]
+        return value
+
+    return [shrink(m) for m in messages]
+
+
 class RecordedModel:
-    """Wraps a model so that calls made outside the agent loop (the support judge) are
-    recorded in the trace like every other model call."""
+    """Wraps a model so that calls made outside the agent loop (the support judge, the
+    vision model inside tools) are recorded in the trace like every other model call."""
 
     def __init__(
         self, inner: ChatModel, recorder: RunRecorder, purpose: str, turn: Callable[[], int]
@@ -70,7 +89,7 @@ class RecordedModel:
                 at=started,
                 duration=time.time() - started,
                 model=self.inner.name,
-                messages=messages,
+                messages=_without_image_bytes(messages),
                 response_text=response.content,
                 finish_reason=response.finish_reason,
                 usage=response.usage,

@@ -29,7 +29,7 @@ from deepfolder.records import Evidence, FinalAnswerStep, NoteStep, Step, TaskSt
 from deepfolder.report.render import finalize_markdown, markdown_to_html, title_of
 from deepfolder.runner.outputs import comparison_text, write_evidence, write_json, write_text
 from deepfolder.runner.request import choose_run_dir, resolve_request
-from deepfolder.runner.revision import Revisor
+from deepfolder.runner.revision import RecordedModel, Revisor
 from deepfolder.settings import Settings
 from deepfolder.tools.base import Tool, ToolContext
 from deepfolder.trace.recorder import RunRecorder
@@ -160,6 +160,10 @@ def run_task(
     policy = choose_policy(settings, model)
 
     recorder = RunRecorder(run_dir, console=console, price=_pricer(settings))
+    if "vision" in ctx.services:  # the vision model's calls belong in the trace too
+        ctx.services["vision"] = RecordedModel(
+            ctx.services["vision"], recorder, "vision", lambda: recorder.turn
+        )
     try:
         summary = corpus.summary()
         system = AGENT_SYSTEM.format(
