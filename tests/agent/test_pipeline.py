@@ -172,3 +172,12 @@ def test_whole_report_is_trimmed_in_code_to_the_maximum(tmp_path: Path) -> None:
     fit_total_length(state)
     total = sum(count_length(d.text, "字") for d in state.drafts)
     assert total <= 80 and all(d.text for d in state.drafts)
+
+
+def test_clean_strips_a_title_glued_to_the_first_sentence() -> None:
+    plan = SectionPlan("（2）", "法律框架", 100)
+    assert (
+        clean_section_text("法律框架避风港原则源于美国版权法。", plan)
+        == "避风港原则源于美国版权法。"
+    )
+    assert clean_section_text("法律框架：它规定了通知删除。", plan) == "它规定了通知删除。"

@@ -335,6 +335,11 @@ def clean_section_text(text: str, plan: SectionPlan) -> str:
             continue  # the small model repeats whole lines; keep the first
         seen.add(line.strip())
         lines.append(line.rstrip())
+    if lines:  # the model often opens with the section title glued to the first sentence
+        for prefix in (plan.heading, plan.title):
+            if prefix and len(lines[0]) > len(prefix) and lines[0].startswith(prefix):
+                lines[0] = lines[0][len(prefix) :].lstrip("：: ")
+                break
     while lines and lines[-1].rstrip().endswith(("：", ":")):
         lines.pop()  # an announcement with nothing after it (the model stopped early)
     out = "\n".join(lines).strip()
