@@ -24,24 +24,9 @@ from deepfolder.report.citations import (
     reference_lines,
     render_citations,
 )
+from deepfolder.validate.document import is_reference_title, strip_inline_markup
 
 HEADING_RE = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
-REFERENCE_TITLES = (
-    "参考资料",
-    "参考文献",
-    "参考来源",
-    "信息来源",
-    "数据来源",
-    "references",
-    "sources",
-)
-
-
-def _is_reference_heading(title: str, wanted: str | None) -> bool:
-    t = title.strip().lower()
-    if wanted and wanted.lower() in t:
-        return True
-    return any(t.endswith(r) or t == r for r in REFERENCE_TITLES)
 
 
 def finalize_markdown(
@@ -58,7 +43,7 @@ def finalize_markdown(
     ref_at = None
     for i, line in enumerate(lines):
         m = HEADING_RE.match(line)
-        if m and _is_reference_heading(m.group(2), reference_section):
+        if m and is_reference_title(strip_inline_markup(m.group(2)), reference_section):
             ref_at = i
     if ref_at is not None:
         level = len(HEADING_RE.match(lines[ref_at]).group(1))  # type: ignore[union-attr]

@@ -66,6 +66,16 @@ def strip_inline_markup(text: str) -> str:
     return text.strip()
 
 
+def is_reference_title(title: str, extra_title: str | None = None) -> bool:
+    """Whether a heading's text names the reference list (``参考来源``, ``（6）参考资料``,
+    ``References``…) or the request's own reference-section title. The report writer
+    and the validator both decide with this, so the list is put where it is excluded."""
+    title = title.strip()
+    if REFERENCE_HEADING.match(title):
+        return True
+    return bool(extra_title and _norm(extra_title) and _norm(extra_title) in _norm(title))
+
+
 def reference_section_lines(markdown: str, extra_title: str | None = None) -> set[int]:
     """Line numbers of the reference list: from a reference heading (``## 参考来源``,
     ``## References``, the request's ``（6）参考资料``…) to the next heading of the same
@@ -74,10 +84,7 @@ def reference_section_lines(markdown: str, extra_title: str | None = None) -> se
     marked: set[int] = set()
     heads = headings(markdown)
     for k, h in enumerate(heads):
-        title = h.text.strip()
-        if REFERENCE_HEADING.match(title) or (
-            extra_title and _norm(extra_title) and _norm(extra_title) in _norm(title)
-        ):
+        if is_reference_title(h.text, extra_title):
             end = len(lines)
             for later in heads[k + 1 :]:
                 if later.level <= h.level:
