@@ -27,12 +27,13 @@ from deepfolder.agent.prompts import (
 from deepfolder.llm.base import ChatModel
 from deepfolder.records import Evidence, FinalAnswerStep, NoteStep, Step, TaskStep
 from deepfolder.report.render import finalize_markdown, markdown_to_html, title_of
-from deepfolder.runner.outputs import comparison_text, write_evidence, write_json, write_text
+from deepfolder.runner.outputs import comparison_text, write_json, write_text
 from deepfolder.runner.request import choose_run_dir, resolve_request
 from deepfolder.runner.revision import RecordedModel, Revisor
 from deepfolder.settings import Settings
 from deepfolder.tools.base import Tool, ToolContext
 from deepfolder.trace.recorder import RunRecorder
+from deepfolder.validate.command import write_evidence
 from deepfolder.validate.constraints import parse_request
 from deepfolder.validate.length import count_length
 
@@ -263,7 +264,9 @@ def run_task(
             run_dir / "comparison.txt",
             comparison_text(original_md, final_md, lambda t: f"{count_length(t, unit)} {unit}"),
         )
-        write_evidence(run_dir / "evidence.jsonl", ctx.seen, ctx.created)
+        # every evidence shown to the model or created by its tools, for `deepfolder check`
+        shown_or_made = {**ctx.created, **ctx.seen}
+        write_evidence(run_dir / "evidence.jsonl", list(shown_or_made.values()), set(ctx.seen))
         write_json(run_dir / "validation.json", validation.to_dict())
         failures = list(validation.failures)
         recorder.append_turns_block(
