@@ -196,7 +196,7 @@ def _cmd_search(args: argparse.Namespace, console: Console) -> int:
     from deepfolder.tools.core import search
 
     corpus, settings = _open_corpus(args, console)
-    from deepfolder.runner.request import detect_language
+    from deepfolder.validate.constraints import detect_language
 
     ctx = ToolContext(
         index=corpus.index,

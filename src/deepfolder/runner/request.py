@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import time
 from pathlib import Path
 
@@ -41,12 +40,6 @@ def resolve_request(folder: Path, request: str | None) -> tuple[str, str]:
         f'or write it to {query_txt}, or add a line {{"task": "{folder.name}", "query": …}} '
         f"to {jsonl}"
     )
-
-
-def detect_language(text: str) -> str:
-    cjk = len(re.findall(r"[\u4e00-\u9fff]", text))
-    latin = len(re.findall(r"[A-Za-z]+", text))
-    return "zh" if cjk >= max(4, latin) else "en"
 
 
 def choose_run_dir(folder: Path, out: Path | None) -> Path:
