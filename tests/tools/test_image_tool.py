@@ -19,10 +19,11 @@ from deepfolder.records import EVIDENCE_ID_PATTERN, Locator, Segment, Source
 from deepfolder.settings import IngestSettings
 from deepfolder.tools.base import ToolArgumentError
 from deepfolder.tools.image import NO_VISION_NOTE, inspect_image
-from tools.media_tool_helpers import ListIndex, make_context
+from memory_index import MemoryIndex
+from tools.media_tool_helpers import make_context
 
 
-def index_image(folder: Path, name: str, index: ListIndex, *, ocr: bool = False) -> Path:
+def index_image(folder: Path, name: str, index: MemoryIndex, *, ocr: bool = False) -> Path:
     """A red square with a white bar saved in the folder and ingested into ``index``."""
     path = folder / name
     image = Image.new("RGB", (200, 120), (210, 20, 20))
@@ -42,7 +43,7 @@ def index_image(folder: Path, name: str, index: ListIndex, *, ocr: bool = False)
 
 
 def test_without_vision_model_the_honest_note_and_no_description(tmp_path: Path) -> None:
-    index = ListIndex()
+    index = MemoryIndex()
     index_image(tmp_path, "logo.png", index)
     ctx = make_context(tmp_path, index)
     out = inspect_image(ctx, {"source": "logo.png", "question": "Which platform is this?"})
@@ -54,7 +55,7 @@ def test_without_vision_model_the_honest_note_and_no_description(tmp_path: Path)
 
 
 def test_vision_model_gets_the_image_and_its_answer_is_evidence(tmp_path: Path) -> None:
-    index = ListIndex()
+    index = MemoryIndex()
     path = index_image(tmp_path, "logo.png", index)
     sent: list[list[dict[str, Any]]] = []
 
@@ -95,7 +96,7 @@ def test_vision_model_gets_the_image_and_its_answer_is_evidence(tmp_path: Path) 
 
 
 def test_ocr_text_is_returned_with_ids(tmp_path: Path) -> None:
-    index = ListIndex()
+    index = MemoryIndex()
     source = Source(id="poster.png", path="poster.png", kind="image", title="poster.png")
     meta = Segment.create(
         "poster.png", "Image poster.png: 10×10", Locator(section="image metadata")
@@ -109,7 +110,7 @@ def test_ocr_text_is_returned_with_ids(tmp_path: Path) -> None:
 
 
 def test_vision_failure_keeps_ocr_evidence(tmp_path: Path) -> None:
-    index = ListIndex()
+    index = MemoryIndex()
     index_image(tmp_path, "logo.png", index)
 
     def broken(messages: object, tools: object) -> ChatResponse:
@@ -122,7 +123,7 @@ def test_vision_failure_keeps_ocr_evidence(tmp_path: Path) -> None:
 
 
 def test_unknown_image_names_the_known_ones(tmp_path: Path) -> None:
-    index = ListIndex()
+    index = MemoryIndex()
     index_image(tmp_path, "logo.png", index)
     ctx = make_context(tmp_path, index)
     with pytest.raises(ToolArgumentError, match=r"logo\.png"):
@@ -130,7 +131,7 @@ def test_unknown_image_names_the_known_ones(tmp_path: Path) -> None:
 
 
 def test_keyframe_of_a_video_window(tmp_path: Path) -> None:
-    index = ListIndex()
+    index = MemoryIndex()
     index_dir = tmp_path / "index"
     (index_dir / "keyframes").mkdir(parents=True)
     Image.new("RGB", (64, 36), "blue").save(index_dir / "keyframes" / "k1.jpg")
@@ -155,7 +156,7 @@ def test_image_inside_a_zip_is_sent(tmp_path: Path) -> None:
         zf.writestr("inner/sun.png", buffer.getvalue())
     source = Source(id="pics.zip!/inner/sun.png", path="pics.zip!/inner/sun.png", kind="image")
     meta = Segment.create(source.id, "Image sun.png: 40×30", Locator(section="image metadata"))
-    index = ListIndex()
+    index = MemoryIndex()
     index.add([source], [meta])
     sent: list[Any] = []
     ctx = make_context(tmp_path, index)
@@ -165,7 +166,7 @@ def test_image_inside_a_zip_is_sent(tmp_path: Path) -> None:
 
 
 def test_missing_file_keeps_ocr_and_says_why(tmp_path: Path) -> None:
-    index = ListIndex()
+    index = MemoryIndex()
     path = index_image(tmp_path, "logo.png", index)
     path.unlink()
     ctx = make_context(tmp_path, index)

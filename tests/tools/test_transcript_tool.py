@@ -9,7 +9,8 @@ import pytest
 from deepfolder.records import Locator, Segment, Source
 from deepfolder.tools.base import ToolArgumentError
 from deepfolder.tools.media import transcript
-from tools.media_tool_helpers import ListIndex, make_context
+from memory_index import MemoryIndex
+from tools.media_tool_helpers import make_context
 
 SPEECH = [
     {"start": 1.0, "end": 4.0, "text": "Welcome to the lecture."},
@@ -18,7 +19,7 @@ SPEECH = [
 ]
 
 
-def audio_index() -> tuple[ListIndex, list[Segment]]:
+def audio_index() -> tuple[MemoryIndex, list[Segment]]:
     source = Source(
         id="talks/lecture.mp3",
         path="talks/lecture.mp3",
@@ -34,7 +35,7 @@ def audio_index() -> tuple[ListIndex, list[Segment]]:
     second = Segment.create(
         source.id, "Next, notice and takedown.", Locator(start=40.0, end=44.0, chunk=2), seq=1
     )
-    index = ListIndex()
+    index = MemoryIndex()
     index.add([source], [first, second])
     return index, [first, second]
 
@@ -67,7 +68,7 @@ def test_video_segments_without_meta_use_their_speech_lines(tmp_path: Path) -> N
         video.id, "screen: Agenda / 议程\nspeech: 今天讲避风港原则。", Locator(start=0.0, end=15.0)
     )
     w2 = Segment.create(video.id, "screen: Summary", Locator(start=15.0, end=30.0), seq=1)
-    index = ListIndex()
+    index = MemoryIndex()
     index.add([video], [w1, w2])
     out = transcript(make_context(tmp_path, index), {"source": "class.mp4"})
     assert f"[00:00–00:15] 今天讲避风港原则。 ({w1.id})" in out.text
@@ -91,7 +92,7 @@ def test_long_transcript_is_cut_with_a_pointer_to_the_rest(tmp_path: Path) -> No
     ]
     source = Source(id="long.wav", path="long.wav", kind="audio", meta={"speech": speech})
     seg = Segment.create(source.id, "all of it", Locator(start=0.0, end=1000.0))
-    index = ListIndex()
+    index = MemoryIndex()
     index.add([source], [seg])
     out = transcript(make_context(tmp_path, index), {"source": "long.wav"})
     assert "transcript continues" in out.text and len(out.text) < 8000
@@ -116,7 +117,7 @@ def test_citations_survive_the_chunker(tmp_path: Path) -> None:
     assert len(chunks) > 2
     meta = {"speech": [{"start": p.start, "end": p.end, "text": p.text} for p in pieces]}
     source = Source(id="a.wav", path="a.wav", kind="audio", meta=meta)
-    index = ListIndex()
+    index = MemoryIndex()
     index.add([source], chunks)
     out = transcript(make_context(tmp_path, index), {"source": "a.wav"})
     by_id = {c.id: c for c in chunks}

@@ -1,4 +1,4 @@
-"""A tiny in-memory Index for ingest tests (substring search, no ranking subtleties)."""
+"""A tiny in-memory Index for tests (substring search, no ranking subtleties)."""
 
 from __future__ import annotations
 
