@@ -7,9 +7,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from memory_index import MemoryIndexFactory
-
 from deepfolder.settings import Settings
+from memory_index import MemoryIndexFactory
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / ".." / "shared" / "data"

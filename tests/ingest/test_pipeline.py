@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 from make_files import make_docx, make_pdf, make_pptx, make_xlsx
-from memory_index import MemoryIndexFactory
 
 from conftest import DATA
 from deepfolder.ingest import format_ingest_table, ingest_folder
 from deepfolder.ingest.scan import scan_folder
 from deepfolder.settings import Settings
+from memory_index import MemoryIndexFactory
 
 
 def tree_digest(folder: Path) -> str:
