@@ -59,10 +59,12 @@ def main() -> int:
         print(f"skipped: {DATA / 'corpora'} is absent")
         return 0
 
-    from deepfolder.eval.retrieval import build_records, iter_distractors, load_qa
+    from deepfolder.eval.retrieval import build_records, iter_distractors, load_qa, split_mode
     from deepfolder.index.base import SearchOptions
     from deepfolder.index.embed import Embedder
     from deepfolder.index.embedded import EmbeddedIndex
+    from deepfolder.index.query import search_one
+    from deepfolder.index.rerank import CoverageReranker
     from deepfolder.records import Segment, Source
 
     class SampledEmbedder(Embedder):
@@ -184,14 +186,17 @@ def main() -> int:
         reopen_s = time.perf_counter() - started
         if emb is not None:
             emb.synthetic = False
-        modes = ("lexical", "dense", "hybrid") if dense else ("lexical",)
+        reranker = CoverageReranker()
+        modes = ("lexical", "dense", "hybrid", "hybrid+rerank") if dense else ("lexical",)
         latencies: dict[str, dict[str, float]] = {}
-        index.search("预热", SearchOptions(k=8, mode=modes[-1]))  # model load, page cache
+        index.search("预热", SearchOptions(k=8, mode="hybrid" if dense else "lexical"))
         for mode in modes:
+            search_mode, rerank = split_mode(mode)
+            options = SearchOptions(k=8, mode=search_mode, min_docs=2, max_per_doc=3)  # type: ignore[arg-type]
             times = []
             for q in queries:
                 t = time.perf_counter()
-                index.search(q, SearchOptions(k=8, mode=mode, min_docs=2, max_per_doc=3))
+                search_one(index, q, options, reranker if rerank else None)
                 times.append((time.perf_counter() - t) * 1000)
             latencies[mode] = {
                 "p50_ms": round(statistics.median(times), 1),

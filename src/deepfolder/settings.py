@@ -127,6 +127,16 @@ class RetrievalSettings(BaseModel):
         "(the packaged embedder is weaker than BM25 on Chinese QA; it mainly adds "
         "cross-lingual and paraphrase matches).",
     )
+    rerank: Literal["coverage", "none"] = Field(
+        "coverage",
+        description="Reranking of the top hits: 'coverage' reorders them by how much of the "
+        "query's characters and character pairs each contains (no model; measured in "
+        "docs/benchmarks.md); 'none' keeps the fused order.",
+    )
+    rerank_depth: int = Field(20, description="How many top hits the reranker reorders.")
+    rerank_weight: float = Field(
+        2.0, description="Weight of query coverage against the (scaled) retrieval score."
+    )
     result_token_budget: int = Field(
         1500, description="Approximate token budget of one search tool observation."
     )

@@ -136,12 +136,24 @@ def test_reranker_hook_is_applied(tmp_path: Path) -> None:
 def test_command_prints_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = _squad(tmp_path / "s.json")
     out_json = tmp_path / "rows.json"
+    argv = [str(data), "--modes", "lexical", "lexical+rerank", "--ks", "1", "5"]
     code = eval_retrieval_command(
-        [str(data), "--modes", "lexical", "--ks", "1", "5", "--json", str(out_json)],
+        [*argv, "--json", str(out_json)],
         settings=Settings.model_validate({"retrieval": {"dense": False}}),
     )
     assert code == 0
     printed = capsys.readouterr().out
     assert "lexical" in printed and "R@5" in printed
-    assert json.loads(out_json.read_text())[0]["recall@5"] == 1.0
+    rows = json.loads(out_json.read_text())
+    assert rows[0]["recall@5"] == 1.0
+    assert rows[1]["mode"] == "lexical+rerank" and rows[1]["available"] is True
+    assert rows[1]["recall@5"] == 1.0
+    code = eval_retrieval_command(
+        [str(data), "--modes", "lexical+rerank", "--reranker", "none", "--json", str(out_json)],
+        settings=Settings.model_validate({"retrieval": {"dense": False}}),
+    )
+    assert code == 0 and json.loads(out_json.read_text())[0]["available"] is False
+    assert "retrieval.rerank is 'none'" in capsys.readouterr().out
+    assert eval_retrieval_command([str(data), "--modes", "lexical+boost"]) == 2
+    assert "unknown retrieval mode 'lexical+boost'" in capsys.readouterr().out
     assert eval_retrieval_command([str(tmp_path / "missing.json")]) == 2

@@ -1,4 +1,4 @@
-"""Tokeniser, reciprocal rank fusion, diversity, filters' scopes and search_many."""
+"""Tokeniser, reciprocal rank fusion, diversity, filters' scopes, search_one/search_many."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from deepfolder.index.fusion import (
     source_matches,
     source_scopes,
 )
-from deepfolder.index.query import search_many
+from deepfolder.index.query import RERANK_POOL, search_many, search_one
 from deepfolder.index.tokenize import segmented, tokenize, tokenize_query
 from deepfolder.records import Evidence, Locator, Segment, Source
 
@@ -79,9 +79,11 @@ class _ListIndex:
 
     answers: dict[str, list[Evidence]]
     calls: list[str] = field(default_factory=list)
+    options: list[SearchOptions] = field(default_factory=list)
 
     def search(self, query: str, options: SearchOptions) -> list[Evidence]:
         self.calls.append(query)
+        self.options.append(options)
         return self.answers.get(query, [])[: options.k]
 
 
@@ -97,3 +99,29 @@ def test_search_many_dedupes_and_fuses() -> None:
     assert results[0].id == y.id
     assert sorted(e.id for e in results) == sorted({x.id, y.id, z.id})
     assert search_many(index, ["  "], SearchOptions()) == []  # type: ignore[arg-type]
+
+
+def _reverse(query: str, results: list[Evidence]) -> list[Evidence]:
+    return list(reversed(results))
+
+
+def test_search_one_reranks_a_deep_pool_then_diversifies() -> None:
+    """The reranker sees the undiversified pool; the per-source cap and the minimum of
+    distinct sources apply to the reranked order."""
+    a = [_ev(f"a{i}", "A") for i in range(3)]
+    b = [_ev("b0", "B")]
+    index = _ListIndex({"q": [*a, *b]})
+    plain = search_one(index, "q", SearchOptions(k=2, max_per_doc=1))  # type: ignore[arg-type]
+    assert [e.id for e in plain] == [a[0].id, a[1].id]  # the stand-in does not diversify
+    reranked = search_one(index, "q", SearchOptions(k=2, max_per_doc=1), _reverse)  # type: ignore[arg-type]
+    pool_options = index.options[-1]
+    assert pool_options.k == RERANK_POOL and pool_options.max_per_doc == 0
+    assert pool_options.min_docs == 1
+    assert [e.id for e in reranked] == [b[0].id, a[2].id]
+
+
+def test_search_many_reranks_each_query() -> None:
+    x, y = _ev("x", "S1"), _ev("y", "S2")
+    index = _ListIndex({"q1": [x, y], "q2": [x, y]})
+    results = search_many(index, ["q1", "q2"], SearchOptions(k=2), reranker=_reverse)  # type: ignore[arg-type]
+    assert [e.id for e in results] == [y.id, x.id]

@@ -9,8 +9,10 @@ MRR (over the top ``max(ks)``), latency p50/p95 of one search call, and the shar
 questions for which an answer-bearing chunk exists at all (the ceiling: an answer cut in
 two by a chunk boundary cannot be found).
 
-``hybrid+rerank`` needs a cross-encoder; none is carried by any package found, so the
-row is reported as not available unless a reranker is passed in.
+A mode may end in ``+rerank`` (``hybrid+rerank``, ``lexical+rerank``): the top results are
+then reordered by the configured reranker (``retrieval.rerank``: the model-free coverage
+reranker by default, or ``--reranker llm`` for the configured chat model) exactly as the
+search tool does it. No package carries a multilingual cross-encoder.
 """
 
 from __future__ import annotations
@@ -28,10 +30,11 @@ from typing import Any
 
 from deepfolder.index import open_index
 from deepfolder.index.base import Index, SearchOptions
+from deepfolder.index.query import search_one
+from deepfolder.index.rerank import Reranker, configured_reranker
 from deepfolder.records import Evidence, Locator, Segment, Source
 from deepfolder.settings import Settings
 
-Reranker = Callable[[str, list[Evidence]], list[Evidence]]
 _PD_TAG = re.compile(r"/[a-zA-Z]+\b")
 
 
@@ -195,6 +198,17 @@ def _percentile(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def split_mode(mode: str) -> tuple[str, bool]:
+    """``"hybrid+rerank"`` → ``("hybrid", True)``; a clear error for anything else."""
+    search_mode, plus, suffix = mode.partition("+")
+    if search_mode not in ("lexical", "dense", "hybrid") or (plus and suffix != "rerank"):
+        raise ValueError(
+            f"unknown retrieval mode {mode!r}; use lexical, dense or hybrid, optionally "
+            "followed by +rerank"
+        )
+    return search_mode, bool(plus)
+
+
 def evaluate(
     index: Index,
     questions: Sequence[Question],
@@ -206,12 +220,12 @@ def evaluate(
     depth = max(ks)
     ranks: list[int | None] = []
     latencies: list[float] = []
-    search_mode = "hybrid" if mode == "hybrid+rerank" else mode
+    search_mode, rerank = split_mode(mode)
+    use = reranker if rerank else None
+    options = SearchOptions(k=depth, mode=search_mode)  # type: ignore[arg-type]
     for q in questions:
         started = time.perf_counter()
-        results = index.search(q.text, SearchOptions(k=depth, mode=search_mode))  # type: ignore[arg-type]
-        if reranker is not None:
-            results = reranker(q.text, results)
+        results = search_one(index, q.text, options, use)
         latencies.append((time.perf_counter() - started) * 1000)
         ranks.append(_found_rank(results, q))
     n = max(1, len(questions))
@@ -249,12 +263,14 @@ def run_retrieval_eval(
     """Build (or reuse) an index over the passages + distractors and score each mode.
 
     Returns one dict per mode: ``mode, questions, recall@k…, mrr, p50_ms, p95_ms,
-    answerable, chunks``; a ``hybrid+rerank`` row without a reranker has
-    ``available: False`` and no numbers.
+    answerable, chunks``; a ``…+rerank`` row without a reranker, or a dense/hybrid row
+    with dense retrieval off, has ``available: False`` and no numbers.
     """
     import tempfile
 
     settings = settings or Settings()
+    for mode in modes:
+        split_mode(mode)
     docs, questions = load_qa(data_path)
     if limit:
         questions = questions[:limit]
@@ -273,10 +289,10 @@ def run_retrieval_eval(
         ceiling = answerable_share(index.segments_of, questions)
         rows = []
         for mode in modes:
-            if mode == "hybrid+rerank" and reranker is None:
+            if mode.endswith("+rerank") and reranker is None:
                 rows.append({"mode": mode, "questions": len(questions), "available": False})
                 continue
-            if mode in ("dense", "hybrid", "hybrid+rerank") and not settings.retrieval.dense:
+            if not mode.startswith("lexical") and not settings.retrieval.dense:
                 rows.append({"mode": mode, "questions": len(questions), "available": False})
                 continue
             if progress:
@@ -304,10 +320,10 @@ def format_table(rows: Sequence[dict[str, Any]], ks: Sequence[int] = (1, 5, 10, 
     for row in rows:
         if not row.get("available", True):
             table.add_row(row["mode"], *["n/a"] * (len(ks) + 3))
-            if row["mode"] == "hybrid+rerank":
+            if row["mode"].endswith("+rerank"):
                 notes.append(
-                    "hybrid+rerank n/a: no packaged multilingual cross-encoder exists; "
-                    "--rerank lets the configured chat model rerank"
+                    f"{row['mode']} n/a: retrieval.rerank is 'none' (use --reranker "
+                    "coverage, or llm for the configured chat model)"
                 )
             else:
                 notes.append(f"{row['mode']} n/a: dense retrieval is off")
@@ -346,7 +362,10 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data", type=Path, help="SQuAD/CMRC-format question set (JSON)")
     parser.add_argument("--distractors", type=Path, nargs="*", default=[], help="files or folders")
     parser.add_argument(
-        "--modes", nargs="*", default=["lexical", "dense", "hybrid", "hybrid+rerank"]
+        "--modes",
+        nargs="*",
+        default=["lexical", "dense", "hybrid", "lexical+rerank", "hybrid+rerank"],
+        help="lexical, dense or hybrid, each optionally followed by +rerank",
     )
     parser.add_argument("--ks", type=int, nargs="*", default=[1, 5, 10, 20])
     parser.add_argument("--chunk-chars", type=int, default=None)
@@ -364,10 +383,11 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=None, help="only the first N questions")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     parser.add_argument(
-        "--rerank",
-        action="store_true",
-        help="fill the hybrid+rerank row by letting the configured chat model rerank the "
-        "top 10 (one model call per question)",
+        "--reranker",
+        choices=["coverage", "llm", "none"],
+        default=None,
+        help="reranker of the +rerank rows (default: retrieval.rerank); llm lets the "
+        "configured chat model rerank the top 10, one model call per question",
     )
 
 
@@ -395,12 +415,21 @@ def run_eval_from_args(args: argparse.Namespace, settings: Settings | None = Non
     if not args.data.exists():
         console.print(f"[red]question set {args.data} does not exist[/red]")
         return 2
-    reranker: Reranker | None = None
-    if args.rerank:
+    try:
+        for mode in args.modes:
+            split_mode(mode)
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]")
+        return 2
+    reranker: Reranker | None
+    if args.reranker == "llm":
         from deepfolder.index.rerank import LLMReranker
         from deepfolder.llm.registry import create_chat_model
 
         reranker = LLMReranker(create_chat_model(settings))
+    else:
+        choice = args.reranker or settings.retrieval.rerank
+        reranker = configured_reranker(settings.retrieval.model_copy(update={"rerank": choice}))
     rows = run_retrieval_eval(
         args.data,
         args.distractors,

@@ -10,6 +10,8 @@ from collections import Counter
 from typing import Literal
 
 from deepfolder.index.base import SearchFilter, SearchOptions
+from deepfolder.index.query import search_many
+from deepfolder.index.rerank import configured_reranker
 from deepfolder.records import Evidence, Segment, Source
 from deepfolder.tools.base import ToolArgumentError, ToolContext, ToolOutput, tool
 
@@ -109,17 +111,13 @@ def search(
         min_docs=min(rs.min_docs, k),
         max_per_doc=rs.max_per_doc,
     )
-    # Several phrasings are fused like reciprocal rank fusion: a passage found by more of
-    # them ranks higher, so a query that shares words with every phrasing cannot crowd
-    # out the rest.
-    merged: dict[str, Evidence] = {}
-    fused: dict[str, float] = {}
-    for q in dict.fromkeys(q.strip() for q in [query, *(more_queries or [])] if q.strip()):
-        for rank, ev in enumerate(ctx.index.search(q, options), 1):
-            merged.setdefault(ev.id, ev)
-            fused[ev.id] = fused.get(ev.id, 0.0) + 1.0 / (rs.rrf_k + rank)
-    ranked = sorted(merged, key=lambda i: fused[i], reverse=True)[:k]
-    hits = [Evidence(merged[i].segment, merged[i].source, round(fused[i], 4)) for i in ranked]
+    hits = search_many(
+        ctx.index,
+        [query, *(more_queries or [])],
+        options,
+        reranker=configured_reranker(rs),
+        rrf_k=rs.rrf_k,
+    )
     ctx.remember(hits)
     language = ctx.services.get("language", "en")
     if not hits:
