@@ -100,11 +100,17 @@ class IngestSettings(BaseModel):
 
 
 class RetrievalSettings(BaseModel):
-    backend: Literal["embedded", "qdrant"] = Field(
-        "embedded", description="Index backend: the on-disk embedded one, or a Qdrant server."
+    backend: Literal["embedded", "qdrant", "milvus"] = Field(
+        "embedded",
+        description="Index backend: the on-disk embedded one, a Qdrant server/cluster, or a "
+        "Milvus server/cluster (pip extra `milvus`; without backend_url it runs embedded "
+        "milvus-lite files in the index directory).",
     )
     backend_url: str | None = Field(
-        None, description="URL of the distributed engine when backend is not 'embedded'."
+        None,
+        description="URL of the distributed engine when backend is not 'embedded' "
+        "(http://host:6333 for Qdrant, http://host:19530 for Milvus); unset: the engine's "
+        "local mode under the index directory.",
     )
     dense: bool = Field(True, description="Use the multilingual dense embeddings.")
     mode: Literal["hybrid", "lexical", "dense"] = Field(

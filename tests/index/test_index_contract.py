@@ -1,5 +1,7 @@
-"""One contract every Index backend must pass: embedded (tantivy + vectors on disk) and
-qdrant (qdrant-client; here in its local mode, the same client calls as a server).
+"""One contract every Index backend must pass: embedded (tantivy + vectors on disk),
+qdrant (qdrant-client; here in its local mode, the same client calls as a server) and
+milvus (pymilvus; ``milvus``: embedded milvus-lite files, ``milvus-server``: a real
+``milvus-lite server`` gRPC process started for the session, see conftest.py).
 
 Set ``DEEPFOLDER_TEST_QDRANT_URL=http://host:6333`` to run the suite against a real Qdrant
 server as well (``qdrant-server`` parameter; skipped otherwise)."""
@@ -17,9 +19,13 @@ from deepfolder.index import open_index
 from deepfolder.index.base import Index, SearchFilter, SearchOptions
 from deepfolder.index.embed import Embedder
 from deepfolder.index.embedded import EmbeddedIndex
+from deepfolder.index.milvus import MilvusIndex
 from deepfolder.index.qdrant import QdrantIndex
+from deepfolder.index.query import search_one
+from deepfolder.index.rerank import CoverageReranker
 from deepfolder.records import Locator, Segment, Source
 from deepfolder.settings import Settings
+from index.milvus_server import HAS_MILVUS, MILVUS_SKIP
 
 SOURCES = [
     Source("docs/climate.pdf", "docs/climate.pdf", "pdf", title="Climate report"),
@@ -66,7 +72,7 @@ def _server_path(p: Path) -> Path:
     return Path(f"{p.name}-{hashlib.sha1(str(p).encode()).hexdigest()[:10]}")
 
 
-def _factories(embedder: Embedder | None) -> dict[str, Factory]:
+def _factories(embedder: Embedder | None, milvus_url: str | None) -> dict[str, Factory]:
     dense = embedder is not None
     return {
         "embedded": lambda p: EmbeddedIndex(p, dense=dense, embedder=embedder),
@@ -74,14 +80,29 @@ def _factories(embedder: Embedder | None) -> dict[str, Factory]:
         "qdrant-server": lambda p: QdrantIndex(
             _server_path(p), url=QDRANT_URL, dense=dense, embedder=embedder
         ),
+        "milvus": lambda p: MilvusIndex(p, dense=dense, embedder=embedder),
+        "milvus-server": lambda p: MilvusIndex(
+            _server_path(p), url=milvus_url, dense=dense, embedder=embedder
+        ),
     }
 
 
-@pytest.fixture(params=["embedded", "qdrant", "qdrant-server"])
-def make_index(request: pytest.FixtureRequest, embedder: Embedder) -> Factory:
-    if request.param == "qdrant-server" and not QDRANT_URL:
+def _skip_unavailable(backend: str) -> None:
+    if backend == "qdrant-server" and not QDRANT_URL:
         pytest.skip("set DEEPFOLDER_TEST_QDRANT_URL to test against a Qdrant server")
-    return _factories(embedder)[request.param]
+    if backend.startswith("milvus") and not HAS_MILVUS:
+        pytest.skip(MILVUS_SKIP)
+
+
+def _milvus_url(request: pytest.FixtureRequest, backend: str) -> str | None:
+    """The session's milvus-lite server, started only when a test needs it."""
+    return request.getfixturevalue("milvus_server_url") if backend == "milvus-server" else None
+
+
+@pytest.fixture(params=["embedded", "qdrant", "qdrant-server", "milvus", "milvus-server"])
+def make_index(request: pytest.FixtureRequest, embedder: Embedder) -> Factory:
+    _skip_unavailable(request.param)
+    return _factories(embedder, _milvus_url(request, request.param))[request.param]
 
 
 @pytest.fixture
@@ -129,6 +150,14 @@ class TestContract:
         assert _ids(results)[0] == "news/b.json#0"
         lexical = index.search("giant pandas eat bamboo", SearchOptions(k=2, mode="lexical"))
         assert "news/b.json#0" not in _ids(lexical)
+
+    def test_reranked_search(self, index: Index) -> None:
+        """The search tool's path (a pool, the coverage reranker, then diversity) works on
+        every backend's results."""
+        options = SearchOptions(k=3, max_per_doc=1)
+        results = search_one(index, "北京大学是哪一年创办的", options, CoverageReranker())
+        assert _ids(results)[0] == "news/a.json#0"
+        assert len(set(_ids(results))) == len(results)
 
     def test_empty_query(self, index: Index) -> None:
         assert index.search("  ，。 ", SearchOptions(mode="lexical")) == []
@@ -207,11 +236,24 @@ class TestContract:
             again.close()
 
 
-@pytest.mark.parametrize("backend", ["embedded", "qdrant"])
-def test_lexical_only_backend(backend: str, tmp_path: Path) -> None:
+BACKENDS = ["embedded", "qdrant", "milvus", "milvus-server"]
+
+
+def _open(request: pytest.FixtureRequest, backend: str, path: Path) -> Index:
+    """``open_index`` with ``retrieval.dense = False`` for a backend name of the contract."""
+    _skip_unavailable(backend)
+    url = _milvus_url(request, backend)
+    name = backend.removesuffix("-server")
+    settings = Settings.model_validate(
+        {"retrieval": {"backend": name, "dense": False, "backend_url": url}}
+    )
+    return open_index(_server_path(path) if url else path, settings)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_lexical_only_backend(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     """retrieval.dense = False: no embedder is loaded, every mode answers lexically."""
-    settings = Settings.model_validate({"retrieval": {"backend": backend, "dense": False}})
-    idx = open_index(tmp_path / "lex", settings)
+    idx = _open(request, backend, tmp_path / "lex")
     try:
         idx.add(SOURCES, _segments())
         for mode in ("lexical", "dense", "hybrid"):
@@ -221,10 +263,11 @@ def test_lexical_only_backend(backend: str, tmp_path: Path) -> None:
         idx.close()
 
 
-@pytest.mark.parametrize("backend", ["embedded", "qdrant"])
-def test_title_makes_middle_chunks_findable(backend: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_title_makes_middle_chunks_findable(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     """A chunk that never names its subject is still found through the source's title."""
-    settings = Settings.model_validate({"retrieval": {"backend": backend, "dense": False}})
     bio = Source("bios.json#0", "bios.json", "article", title="罗保铭", article=0)
     other = Source("bios.json#1", "bios.json", "article", title="王小明", article=1)
     segs = [
@@ -232,7 +275,7 @@ def test_title_makes_middle_chunks_findable(backend: str, tmp_path: Path) -> Non
         Segment.create(bio.id, "1992年4月，任大港区委副书记。", Locator(chunk=2), 1),
         Segment.create(other.id, "1992年4月，任某公司副经理。", Locator(chunk=1), 0),
     ]
-    idx = open_index(tmp_path / "t", settings)
+    idx = _open(request, backend, tmp_path / "t")
     try:
         idx.add([bio, other], segs)
         top = idx.search("1992年4月，罗保铭担任什么职务？", SearchOptions(k=1, mode="lexical"))

@@ -19,7 +19,9 @@ def open_index(path: Path, settings: Settings) -> Index:
 
     ``embedded``: everything lives in ``path``. ``qdrant``: the data lives in the Qdrant
     server at ``settings.retrieval.backend_url`` (or, with no URL, in Qdrant's local mode
-    under ``path``), in collections named after ``path``'s last component.
+    under ``path``), in collections named after ``path``'s last component. ``milvus``:
+    the same with a Milvus server/cluster at ``backend_url`` (or embedded milvus-lite files
+    under ``path``).
     """
     retrieval = settings.retrieval
     weights = (retrieval.lexical_weight, retrieval.dense_weight)
@@ -39,4 +41,16 @@ def open_index(path: Path, settings: Settings) -> Index:
             rrf_k=retrieval.rrf_k,
             weights=weights,
         )
-    raise ValueError(f"unknown retrieval backend {retrieval.backend!r}; use 'embedded' or 'qdrant'")
+    if retrieval.backend == "milvus":
+        from deepfolder.index.milvus import MilvusIndex
+
+        return MilvusIndex(
+            Path(path),
+            url=retrieval.backend_url,
+            dense=retrieval.dense,
+            rrf_k=retrieval.rrf_k,
+            weights=weights,
+        )
+    raise ValueError(
+        f"unknown retrieval backend {retrieval.backend!r}; use 'embedded', 'qdrant' or 'milvus'"
+    )

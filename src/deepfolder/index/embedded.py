@@ -37,7 +37,7 @@ from deepfolder.index.fusion import (
     collection_of,
     diversify,
     filter_is_empty,
-    reciprocal_rank_fusion,
+    fuse,
     searchable_text,
     source_matches,
     source_scopes,
@@ -311,11 +311,7 @@ class EmbeddedIndex:
         if mode in ("dense", "hybrid"):
             lists.append(self.dense_candidates(query, options.filter, n))
             weights.append(self.weights[1])
-        fused = (
-            lists[0]
-            if len(lists) == 1
-            else reciprocal_rank_fusion(lists, rrf_k=self.rrf_k, weights=weights)
-        )
+        fused = fuse(lists, weights, rrf_k=self.rrf_k)
         chosen = diversify(
             fused, options.k, min_docs=options.min_docs, max_per_doc=options.max_per_doc
         )

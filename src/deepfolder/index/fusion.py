@@ -45,6 +45,15 @@ def reciprocal_rank_fusion(
     return [Candidate(sid, source_of[sid], scores[sid]) for sid in order]
 
 
+def fuse(
+    ranked_lists: Sequence[Sequence[Candidate]], weights: Sequence[float], *, rrf_k: int
+) -> list[Candidate]:
+    """One retriever's list as it is; several fused by weighted reciprocal rank fusion."""
+    if len(ranked_lists) == 1:
+        return list(ranked_lists[0])
+    return reciprocal_rank_fusion(ranked_lists, rrf_k=rrf_k, weights=weights)
+
+
 def diversify(
     ranked: Sequence[Candidate], k: int, *, min_docs: int = 1, max_per_doc: int = 0
 ) -> list[Candidate]:

@@ -37,7 +37,7 @@ from deepfolder.index.fusion import (
     Candidate,
     collection_of,
     diversify,
-    reciprocal_rank_fusion,
+    fuse,
     searchable_text,
     source_scopes,
 )
@@ -244,11 +244,7 @@ class QdrantIndex:
             weights.append(self.weights[1])
         if not lists:
             return []
-        fused = (
-            lists[0]
-            if len(lists) == 1
-            else reciprocal_rank_fusion(lists, rrf_k=self.rrf_k, weights=weights)
-        )
+        fused = fuse(lists, weights, rrf_k=self.rrf_k)
         chosen = diversify(
             fused, options.k, min_docs=options.min_docs, max_per_doc=options.max_per_doc
         )
