@@ -184,6 +184,11 @@ class PythonSandbox:
             "OMP_NUM_THREADS": "1",
             "OPENBLAS_NUM_THREADS": "1",
             "MKL_NUM_THREADS": "1",
+            # pandas stores strings in Arrow when pyarrow is installed; Arrow's own
+            # allocator reserves ~1 GB of address space on first use, which the worker's
+            # RLIMIT_AS would then lack for loading libraries (scipy's .so files fail to
+            # map). The system allocator reserves only what is used.
+            "ARROW_DEFAULT_MEMORY_POOL": "system",
         }
         argv = [*prefix, sys.executable, "-I", "-B", "-X", "utf8", str(WORKER_SCRIPT)]
         argv += [str(cmd_r), str(res_w)]
