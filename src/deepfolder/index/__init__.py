@@ -31,20 +31,12 @@ def open_index(path: Path, settings: Settings) -> Index:
         return EmbeddedIndex(
             Path(path), dense=retrieval.dense, rrf_k=retrieval.rrf_k, weights=weights
         )
-    if retrieval.backend == "qdrant":
-        from deepfolder.index.qdrant import QdrantIndex
-
-        return QdrantIndex(
-            Path(path),
-            url=retrieval.backend_url,
-            dense=retrieval.dense,
-            rrf_k=retrieval.rrf_k,
-            weights=weights,
-        )
-    if retrieval.backend == "milvus":
-        from deepfolder.index.milvus import MilvusIndex
-
-        return MilvusIndex(
+    if retrieval.backend in ("qdrant", "milvus"):
+        if retrieval.backend == "qdrant":
+            from deepfolder.index.qdrant import QdrantIndex as Backend
+        else:
+            from deepfolder.index.milvus import MilvusIndex as Backend  # type: ignore[assignment]
+        return Backend(
             Path(path),
             url=retrieval.backend_url,
             dense=retrieval.dense,

@@ -35,9 +35,8 @@ from deepfolder.index.embed import Embedder
 from deepfolder.index.fusion import (
     Candidate,
     collection_of,
-    diversify,
     filter_is_empty,
-    fuse,
+    hybrid_search,
     searchable_text,
     source_matches,
     source_scopes,
@@ -46,8 +45,6 @@ from deepfolder.index.tokenize import segmented, tokenize_query
 from deepfolder.records import Evidence, Segment, Source
 
 FORMAT = 1
-CANDIDATES = 60
-"""How many candidates each retriever contributes to fusion (at least; more for big k)."""
 
 
 class IndexFormatError(RuntimeError):
@@ -299,21 +296,13 @@ class EmbeddedIndex:
 
     def search(self, query: str, options: SearchOptions) -> list[Evidence]:
         self.flush()
-        n = max(CANDIDATES, options.k * 4)
-        mode = options.mode
-        if mode != "lexical" and not self.dense:
-            mode = "lexical"
-        lists: list[list[Candidate]] = []
-        weights: list[float] = []
-        if mode in ("lexical", "hybrid"):
-            lists.append(self.lexical_candidates(query, options.filter, n))
-            weights.append(self.weights[0])
-        if mode in ("dense", "hybrid"):
-            lists.append(self.dense_candidates(query, options.filter, n))
-            weights.append(self.weights[1])
-        fused = fuse(lists, weights, rrf_k=self.rrf_k)
-        chosen = diversify(
-            fused, options.k, min_docs=options.min_docs, max_per_doc=options.max_per_doc
+        flt = options.filter
+        chosen = hybrid_search(
+            options,
+            lexical=lambda n: self.lexical_candidates(query, flt, n),
+            dense=(lambda n: self.dense_candidates(query, flt, n)) if self.dense else None,
+            weights=self.weights,
+            rrf_k=self.rrf_k,
         )
         return self._evidence(chosen)
 

@@ -7,10 +7,10 @@ backends rank and diversify the same way.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from deepfolder.index.base import SearchFilter
+from deepfolder.index.base import SearchFilter, SearchOptions
 from deepfolder.records import Source
 
 
@@ -45,12 +45,43 @@ def reciprocal_rank_fusion(
     return [Candidate(sid, source_of[sid], scores[sid]) for sid in order]
 
 
+CANDIDATES = 60
+"""How many candidates each retriever contributes to fusion (at least; 4·k for big k)."""
+
+Retriever = Callable[[int], list[Candidate]]
+"""A backend's ranked candidates for the current query: ``retrieve(n)`` → best ``n``."""
+
+
+def hybrid_search(
+    options: SearchOptions,
+    *,
+    lexical: Retriever,
+    dense: Retriever | None,
+    weights: tuple[float, float],
+    rrf_k: int,
+) -> list[Candidate]:
+    """The search every backend runs: the lexical and/or dense candidates the mode asks
+    for (lexical only when the backend has no dense side), fused, then diversified."""
+    n = max(CANDIDATES, options.k * 4)
+    mode = options.mode if dense is not None else "lexical"
+    lists: list[list[Candidate]] = []
+    used: list[float] = []
+    if mode in ("lexical", "hybrid"):
+        lists.append(lexical(n))
+        used.append(weights[0])
+    if mode in ("dense", "hybrid") and dense is not None:
+        lists.append(dense(n))
+        used.append(weights[1])
+    fused = fuse(lists, used, rrf_k=rrf_k)
+    return diversify(fused, options.k, min_docs=options.min_docs, max_per_doc=options.max_per_doc)
+
+
 def fuse(
     ranked_lists: Sequence[Sequence[Candidate]], weights: Sequence[float], *, rrf_k: int
 ) -> list[Candidate]:
     """One retriever's list as it is; several fused by weighted reciprocal rank fusion."""
-    if len(ranked_lists) == 1:
-        return list(ranked_lists[0])
+    if len(ranked_lists) <= 1:
+        return list(ranked_lists[0]) if ranked_lists else []
     return reciprocal_rank_fusion(ranked_lists, rrf_k=rrf_k, weights=weights)
 
 

@@ -44,15 +44,13 @@ from deepfolder.index.embed import Embedder
 from deepfolder.index.fusion import (
     Candidate,
     collection_of,
-    diversify,
-    fuse,
+    hybrid_search,
     searchable_text,
     source_scopes,
 )
 from deepfolder.index.tokenize import tokenize, tokenize_query
 from deepfolder.records import Evidence, Segment, Source
 
-CANDIDATES = 60
 BM25_K1 = 1.2
 BM25_B = 0.75
 UPSERT_BATCH = 256
@@ -299,26 +297,27 @@ class MilvusIndex:
 
     def search(self, query: str, options: SearchOptions) -> list[Evidence]:
         self._flush()
-        n = max(CANDIDATES, options.k * 4)
-        mode = options.mode if self.dense else "lexical"
         payloads: dict[str, dict[str, Any]] = {}
-        lists: list[list[Candidate]] = []
-        weights: list[float] = []
-        if mode in ("lexical", "hybrid"):
+        flt = options.filter
+
+        def lexical(n: int) -> list[Candidate]:
             words = lexical_text(" ".join(tokenize_query(query)))
-            hits = self._ranked(words, "sparse", options.filter, n) if words else []
-            lists.append(self._candidates(hits, payloads))
-            weights.append(self.weights[0])
-        if mode in ("dense", "hybrid") and self.embedder is not None and query.strip():
+            return (
+                self._candidates(self._ranked(words, "sparse", flt, n), payloads) if words else []
+            )
+
+        def dense(n: int) -> list[Candidate]:
+            if self.embedder is None or not query.strip():
+                return []
             vector = self.embedder.embed([query])[0].tolist()
-            hits = self._ranked(vector, "dense", options.filter, n)
-            lists.append(self._candidates(hits, payloads))
-            weights.append(self.weights[1])
-        if not lists:
-            return []
-        fused = fuse(lists, weights, rrf_k=self.rrf_k)
-        chosen = diversify(
-            fused, options.k, min_docs=options.min_docs, max_per_doc=options.max_per_doc
+            return self._candidates(self._ranked(vector, "dense", flt, n), payloads)
+
+        chosen = hybrid_search(
+            options,
+            lexical=lexical,
+            dense=dense if self.dense else None,
+            weights=self.weights,
+            rrf_k=self.rrf_k,
         )
         return [self._evidence(payloads[c.segment_id], c.score) for c in chosen]
 

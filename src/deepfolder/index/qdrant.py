@@ -36,15 +36,13 @@ from deepfolder.index.embed import Embedder
 from deepfolder.index.fusion import (
     Candidate,
     collection_of,
-    diversify,
-    fuse,
+    hybrid_search,
     searchable_text,
     source_scopes,
 )
 from deepfolder.index.tokenize import tokenize, tokenize_query
 from deepfolder.records import Evidence, Segment, Source
 
-CANDIDATES = 60
 BM25_K1 = 1.2
 BM25_B = 0.75
 AVG_DOC_TOKENS = 150.0
@@ -223,30 +221,29 @@ class QdrantIndex:
 
     def search(self, query: str, options: SearchOptions) -> list[Evidence]:
         m = self._models
-        n = max(CANDIDATES, options.k * 4)
-        mode = options.mode if self.dense else "lexical"
         payloads: dict[str, dict[str, Any]] = {}
-        lists: list[list[Candidate]] = []
-        weights: list[float] = []
-        if mode in ("lexical", "hybrid"):
+        flt = options.filter
+
+        def lexical(n: int) -> list[Candidate]:
             tokens = tokenize_query(query)
-            points = []
-            if tokens:
-                indices = sorted({_token_index(t) for t in tokens})
-                sparse = m.SparseVector(indices=indices, values=[1.0] * len(indices))
-                points = self._ranked(sparse, "lex", options.filter, n)
-            lists.append(self._candidates(points, payloads))
-            weights.append(self.weights[0])
-        if mode in ("dense", "hybrid") and self.embedder is not None and query.strip():
+            if not tokens:
+                return []
+            indices = sorted({_token_index(t) for t in tokens})
+            sparse = m.SparseVector(indices=indices, values=[1.0] * len(indices))
+            return self._candidates(self._ranked(sparse, "lex", flt, n), payloads)
+
+        def dense(n: int) -> list[Candidate]:
+            if self.embedder is None or not query.strip():
+                return []
             vector = self.embedder.embed([query])[0].tolist()
-            points = self._ranked(vector, "dense", options.filter, n)
-            lists.append(self._candidates(points, payloads))
-            weights.append(self.weights[1])
-        if not lists:
-            return []
-        fused = fuse(lists, weights, rrf_k=self.rrf_k)
-        chosen = diversify(
-            fused, options.k, min_docs=options.min_docs, max_per_doc=options.max_per_doc
+            return self._candidates(self._ranked(vector, "dense", flt, n), payloads)
+
+        chosen = hybrid_search(
+            options,
+            lexical=lexical,
+            dense=dense if self.dense else None,
+            weights=self.weights,
+            rrf_k=self.rrf_k,
         )
         return [self._evidence(payloads[c.segment_id], c.score) for c in chosen]
 
