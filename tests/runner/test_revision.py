@@ -1,18 +1,26 @@
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from deepfolder.agent.pipeline import trim_to
-from deepfolder.runner.revision import _requested_budget
+from deepfolder.runner.revision import section_budget
 from deepfolder.validate.length import count_length
+from deepfolder.validate.revise import RevisionInstruction
 
 
 def test_budget_from_validator_instructions() -> None:
-    shorten = [
-        "length 930 字, need 600–900 字: shorten this section by ~60 字 (keep the key facts)"
-    ]
-    assert _requested_budget(shorten, 250, 310) == 250
-    expand = ["length 432 字, need 600–900 字: expand this section by ~120 字"]
-    assert _requested_budget(expand, 250, 150) == 270
-    assert _requested_budget(["citation [E12345678] does not support"], 250, 100) == 250
+    def rewrite(message: str, change: int | None = None) -> RevisionInstruction:
+        return RevisionInstruction("rewrite_section", message, 1, "引言", length_change=change)
+
+    shorten = [rewrite("length 930 字, need 600–900 字: shorten this section by ~60 字", -60)]
+    assert section_budget(shorten, 250, 310) == 250
+    assert section_budget(shorten, 250, 100) == 60  # never below 60
+    expand = [rewrite("length 432 字, need 600–900 字: expand this section by ~120 字", 120)]
+    assert section_budget(expand, 250, 150) == 270
+    assert section_budget(expand, 300, 150) == 300  # never below the plan
+    # the number in a message is not read: only the structured change counts
+    assert section_budget([rewrite("shorten this section by ~60 字")], 250, 100) == 250
+    assert section_budget([rewrite("citation [E12345678] does not support")], 250, 100) == 250
 
 
 def test_trim_keeps_paragraphs_citations_and_figures() -> None:
@@ -31,3 +39,74 @@ def test_trim_never_ends_on_an_announcement() -> None:
     text = "第一段说明了主要问题和原因。\n\n为了解决上述问题，需要采取以下措施：\n\n第一，设立辅导时段。第二，统一账号。"
     out = trim_to(text, count_length(text, "字") - 8, "字")
     assert not out.rstrip().endswith("：") and out.startswith("第一段")
+
+
+@contextmanager
+def _revisor(tmp_path, reply):  # type: ignore[no-untyped-def]
+    from deepfolder.agent.loop import Conversation
+    from deepfolder.agent.pipeline import PipelineState
+    from deepfolder.llm.fake import FunctionModel
+    from deepfolder.runner.revision import Revisor
+    from deepfolder.tools.core import CORE_TOOLS
+    from deepfolder.trace.recorder import RunRecorder
+    from deepfolder.validate.constraints import parse_request
+    from spine_fixtures import small_context
+
+    ctx = small_context(tmp_path)
+    assert ctx.run_dir is not None
+    ctx.run_dir.mkdir(parents=True)
+    request = "写一篇300至400字的报告，包含（1）背景（2）建议，标注来源"
+    model = FunctionModel(reply, is_local=True)
+    state = PipelineState(
+        model=model,
+        ctx=ctx,
+        tools={t.name: t for t in CORE_TOOLS},
+        request=request,
+        constraints=parse_request(request),
+        language="zh",
+        conv=Conversation(messages=[{"role": "system", "content": "s"}]),
+    )
+    recorder = RunRecorder(ctx.run_dir, live=False)
+    revisor = Revisor(state, "pipeline", recorder, ctx.index.get, ctx.run_dir, None, ctx.settings)
+    try:
+        yield revisor, model
+    finally:
+        recorder.close()
+        ctx.index.close()
+
+
+def test_pipeline_revisor_trims_in_code_by_the_structured_change(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from deepfolder.validate.document import Section
+
+    body = "".join(
+        f"第{i}句话的内容比较长，用来测试删减是否按句进行[E1111111{i}]。" for i in range(8)
+    )
+    section = Section(1, 2, "（1）背景", f"## （1）背景\n\n{body}\n\n")
+    size = count_length(section.body, "字")
+    shorten = RevisionInstruction("rewrite_section", "缩短", 1, "（1）背景", length_change=-100)
+    with _revisor(tmp_path, lambda messages, tools: "不应调用模型。") as (revisor, model):
+        out = revisor.rewrite_section(section, [shorten])
+    assert count_length(out, "字") <= size - 100
+    assert out.startswith("第0句") and out.rstrip().endswith("。")
+    assert model.calls == []  # trimming is done in code, no model call
+
+
+def test_pipeline_revisor_expands_with_the_writer(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from deepfolder.validate.document import Section
+
+    prompts: list[str] = []
+
+    def writer(messages, tools):  # type: ignore[no-untyped-def]
+        prompts.append(messages[-1]["content"])
+        if "JSON" in messages[-1]["content"]:
+            return '{"queries": ["电子书借阅"]}'
+        return "全区电子书借阅量增长明显，比2023年增长69%。"
+
+    section = Section(1, 2, "（1）背景", "## （1）背景\n\n青禾区有14家社区图书馆。\n\n")
+    expand = RevisionInstruction(
+        "rewrite_section", "expand this section by ~150 字", 1, "（1）背景", length_change=150
+    )
+    with _revisor(tmp_path, writer) as (revisor, _):
+        out = revisor.rewrite_section(section, [expand])
+    assert "69%" in out
+    assert any("expand this section by ~150 字" in p for p in prompts)

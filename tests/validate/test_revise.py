@@ -6,6 +6,7 @@ from deepfolder.records import Evidence
 from deepfolder.validate.checks import validate_report
 from deepfolder.validate.constraints import RequiredSection, parse_request
 from deepfolder.validate.revise import (
+    RevisionInstruction,
     Section,
     join_sections,
     repair_citation_labels,
@@ -69,13 +70,14 @@ def test_short_report_missing_a_section_becomes_compliant(evidence, by_id, seen)
     model = _writer(evidence)
     rewritten: list[str] = []
 
-    def rewrite_section(section: Section, instructions: list[str]) -> str:
+    def rewrite_section(section: Section, instructions: list[RevisionInstruction]) -> str:
         rewritten.append(section.title)
-        prompt = "REWRITE " + "\n".join(instructions) + "\n---\n" + section.text
+        messages = [i.message for i in instructions]
+        prompt = "REWRITE " + "\n".join(messages) + "\n---\n" + section.text
         return model.chat([{"role": "user", "content": prompt}]).content or ""
 
-    def add_section(required: RequiredSection, instructions: list[str]) -> str:
-        prompt = "ADD " + required.display + "\n" + "\n".join(instructions)
+    def add_section(required: RequiredSection, instructions: list[RevisionInstruction]) -> str:
+        prompt = "ADD " + required.display + "\n" + "\n".join(i.message for i in instructions)
         return model.chat([{"role": "user", "content": prompt}]).content or ""
 
     def validate(text: str):
@@ -113,13 +115,13 @@ def test_loop_always_finishes_and_reports_what_still_fails(evidence, by_id, seen
     constraints = parse_request(REQUEST)
     calls = {"rewrite": 0}
 
-    def stubborn(section: Section, instructions: list[str]) -> str:
+    def stubborn(section: Section, instructions: list[RevisionInstruction]) -> str:
         calls["rewrite"] += 1
         if section.title == "（1）引言":
             raise RuntimeError("model timed out")
         return section.text  # no change
 
-    def no_section(required: RequiredSection, instructions: list[str]) -> str:
+    def no_section(required: RequiredSection, instructions: list[RevisionInstruction]) -> str:
         return ""
 
     final, reports = revise_until_valid(
@@ -148,6 +150,11 @@ def test_instructions_are_precise(evidence, by_id, seen) -> None:
     expand = [i for i in instructions if "expand this section" in i.message]
     assert {i.section_title for i in expand} == {"（1）引言", "（2）法律框架"}
     assert all(i.message.startswith("length ") and "need 150–400 字" in i.message for i in expand)
+    # the change is also carried as a number, the same the message states
+    for i in expand:
+        assert i.length_change is not None and i.length_change > 0
+        assert f"by ~{i.length_change} 字" in i.message
+    assert all(i.length_change is None for i in instructions if i not in expand)
 
 
 def test_strip_unresolvable_citations(evidence, by_id, seen) -> None:

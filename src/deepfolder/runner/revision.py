@@ -16,7 +16,6 @@ report (readable citation links, reference list, HTML when the request wants HTM
 from __future__ import annotations
 
 import hashlib
-import re
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
@@ -177,36 +176,37 @@ class Revisor:
         budget = 300 if unit == "字" else 200
         return SectionPlan(label, title, budget)
 
-    def rewrite_section(self, section: Section, instructions: list[str]) -> str:
+    def rewrite_section(self, section: Section, instructions: list[RevisionInstruction]) -> str:
+        notes = [i.message for i in instructions]
         if (
             self.policy == "pipeline"
             and instructions
-            and all(re.search(r"shorten|trim|删减|缩减", i) for i in instructions)
+            and all((i.length_change or 0) < 0 for i in instructions)
         ):
-            # Too long: cut whole sentences in code; citations stay with their sentences.
+            # Only too long: cut whole sentences in code; citations stay with their sentences.
             size = count_length(section.body, self.state.unit)
-            budget = _requested_budget(instructions, size, size)
-            return trim_to(section.body, budget, self.state.unit)
+            return trim_to(section.body, section_budget(instructions, size, size), self.state.unit)
         if self.policy == "pipeline":
             plan = self._plan_for(section.title)
-            budget = _requested_budget(
+            budget = section_budget(
                 instructions, plan.budget, count_length(section.body, self.state.unit)
             )
             target = SectionPlan(plan.label, plan.title, budget, plan.kind)
-            draft = self._drain(
-                write_section(self.state, target, notes=instructions, extra_evidence=2)
-            )
+            draft = self._drain(write_section(self.state, target, notes=notes, extra_evidence=2))
             return draft.text
-        return self._model_rewrite(section.heading_line, section.body, instructions)
+        return self._model_rewrite(section.heading_line, section.body, notes)
 
-    def add_section(self, required: RequiredSection, instructions: list[str]) -> str:
+    def add_section(
+        self, required: RequiredSection, instructions: list[RevisionInstruction]
+    ) -> str:
+        notes = [i.message for i in instructions]
         if self.policy == "pipeline":
             plan = self._plan_for(required.title, required.label)
             plan = SectionPlan(required.label, required.title, plan.budget, plan.kind)
-            draft = self._drain(write_section(self.state, plan, notes=instructions))
+            draft = self._drain(write_section(self.state, plan, notes=notes))
             return f"## {plan.heading}\n\n{draft.text}"
         heading = f"## {required.label}{required.title}"
-        return heading + "\n\n" + self._model_rewrite(heading, "", instructions)
+        return heading + "\n\n" + self._model_rewrite(heading, "", notes)
 
     def _drain(self, gen: Generator[Step, None, SectionDraft]) -> SectionDraft:
         while True:
@@ -267,13 +267,14 @@ class Revisor:
         return final, last
 
 
-def _requested_budget(instructions: list[str], plan_budget: int, current: int) -> int:
-    """Read '~300 字' style numbers from the validator's instructions, else the plan's."""
-    text = " ".join(instructions)
-    shrink = re.search(r"(?:trim|shorten|删减|缩减|cut)\D{0,30}?(\d{2,5})", text)
-    if shrink:
-        return max(60, current - int(shrink.group(1)))
-    grow = re.search(r"(?:expand|lengthen|扩写|增加|补充)\D{0,30}?(\d{2,5})", text)
-    if grow:
-        return max(plan_budget, current + int(grow.group(1)))
-    return plan_budget
+def section_budget(instructions: list[RevisionInstruction], plan_budget: int, current: int) -> int:
+    """The length to write a section to: its current length changed by what the
+    validator asked (``length_change``), never below 60 when shortening nor below the
+    plan's budget when expanding; the plan's budget when no length change was asked."""
+    changes = [i.length_change for i in instructions if i.length_change]
+    if not changes:
+        return plan_budget
+    change = sum(changes)
+    if change < 0:
+        return max(60, current + change)
+    return max(plan_budget, current + change)

@@ -56,6 +56,9 @@ class RevisionInstruction:
     required: RequiredSection | None = None
     after_title: str | None = None
     """For a missing section: the title of the heading it goes after."""
+    length_change: int | None = None
+    """For a section that makes the report too long or too short: by how much to change
+    it, in the request's unit (negative: shorten). The message says the same in words."""
 
     def __str__(self) -> str:
         where = f"[{self.section_title}] " if self.section_title else ""
@@ -95,11 +98,15 @@ def revision_instructions(
     unit = constraints.length.unit if constraints.length else "字"
     out: list[RevisionInstruction] = []
 
-    def for_section(sec: Section | None, message: str) -> None:
+    def for_section(sec: Section | None, message: str, length_change: int | None = None) -> None:
         if sec is None:
-            out.append(RevisionInstruction("global", message))
+            out.append(RevisionInstruction("global", message, length_change=length_change))
         else:
-            out.append(RevisionInstruction("rewrite_section", message, sec.index, sec.title))
+            out.append(
+                RevisionInstruction(
+                    "rewrite_section", message, sec.index, sec.title, length_change=length_change
+                )
+            )
 
     # missing sections, placed after the previous required section that is present
     previous: str | None = None
@@ -144,6 +151,7 @@ def revision_instructions(
                     f"length {measured} {unit}, need {rule.describe()}: expand "
                     f"this section by ~{share} {unit} with more detail from its "
                     f"evidence (keep the citations)",
+                    share,
                 )
         else:
             long = [s for s in content if sizes[s.index] > per_section] or content
@@ -154,6 +162,7 @@ def revision_instructions(
                     f"length {measured} {unit}, need {rule.describe()}: shorten "
                     f"this section by ~{share} {unit} (keep the key facts and "
                     f"their citations)",
+                    -share,
                 )
 
     lines_of = {id(c): report_text.count("\n", 0, c.start) for c in report.citations}
@@ -296,8 +305,10 @@ def strip_unresolvable_citations(
 
 # --- the loop ---------------------------------------------------------------------------
 
-RewriteSection = Callable[[Section, list[str]], str]
-AddSection = Callable[[RequiredSection, list[str]], str]
+RewriteSection = Callable[[Section, list[RevisionInstruction]], str]
+"""Rewrite one section given its instructions (and the global ones); returns the new text."""
+AddSection = Callable[[RequiredSection, list[RevisionInstruction]], str]
+"""Write a missing section given its instruction (and the global ones)."""
 
 
 def _as_section_text(new: str, old: Section) -> str:
@@ -387,15 +398,15 @@ def _apply(
     add_section: AddSection,
 ) -> str:
     sections = split_sections(text)
-    globals_ = [i.message for i in instructions if i.kind == "global"]
-    per_section: dict[int, list[str]] = {}
+    globals_ = [i for i in instructions if i.kind == "global"]
+    per_section: dict[int, list[RevisionInstruction]] = {}
     for i in instructions:
         if i.kind == "rewrite_section" and i.section_index is not None:
-            per_section.setdefault(i.section_index, []).append(i.message)
-    for index, messages in per_section.items():
+            per_section.setdefault(i.section_index, []).append(i)
+    for index, own in per_section.items():
         old = sections[index]
         try:
-            new = rewrite_section(old, messages + globals_)
+            new = rewrite_section(old, own + globals_)
         except Exception as exc:  # a writer failure must not stop the run
             report.notes.append(f"rewrite of '{old.title}' failed: {exc}")
             continue
@@ -410,7 +421,7 @@ def _apply(
         if i.kind != "add_section" or i.required is None:
             continue
         try:
-            new = add_section(i.required, [i.message, *globals_])
+            new = add_section(i.required, [i, *globals_])
         except Exception as exc:
             report.notes.append(f"adding section {i.required.display} failed: {exc}")
             continue
