@@ -39,6 +39,7 @@ from deepfolder.records import (
 from deepfolder.tools.base import Tool, ToolContext, ToolOutput
 from deepfolder.validate.constraints import RequestConstraints
 from deepfolder.validate.length import count_length
+from deepfolder.validate.numbers import statistics
 
 StepGen = Generator[Step, None, "object"]
 
@@ -359,20 +360,6 @@ def _grams(text: str) -> set[str]:
     return grams
 
 
-_STATISTIC_RE = re.compile(r"\d{1,3}(?:[,，]\d{3})+|\d+(?:\.\d+)?%?")
-
-
-def _statistics(text: str) -> set[str]:
-    """Numbers that identify a fact (thousands separators removed; years and small
-    counts ignored): 676,570,149 → '676570149', 8.6 → '8.6', 41% → '41%'."""
-    out = set()
-    for raw in _STATISTIC_RE.findall(text):
-        n = raw.replace(",", "").replace("，", "")
-        if "." in n or n.endswith("%") or len(n) >= 5:
-            out.add(n)
-    return out
-
-
 def attach_citations(text: str, evidence: list[Evidence], threshold: float = 0.3) -> str:
     """Append ``[E…]`` to each sentence that overlaps an excerpt enough; code decides.
 
@@ -382,7 +369,7 @@ def attach_citations(text: str, evidence: list[Evidence], threshold: float = 0.3
     sentence that reports its numbers."""
     if not evidence:
         return text
-    ev_grams = [(ev, _grams(ev.segment.text), _statistics(ev.segment.text)) for ev in evidence]
+    ev_grams = [(ev, _grams(ev.segment.text), statistics(ev.segment.text)) for ev in evidence]
     out_lines = []
     for line in text.splitlines():
         if not line.strip() or line.lstrip().startswith(("#", "|", "!")):
@@ -392,7 +379,7 @@ def attach_citations(text: str, evidence: list[Evidence], threshold: float = 0.3
         for m in _SENTENCE_RE.finditer(line):
             sentence = m.group(0)
             grams = _grams(sentence)
-            stats = _statistics(sentence)
+            stats = statistics(sentence)
             best, score = None, 0.0
             if len(grams) >= 4:
                 for ev, eg, es in ev_grams:

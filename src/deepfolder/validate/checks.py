@@ -34,6 +34,7 @@ from deepfolder.validate.document import (
     split_sections,
 )
 from deepfolder.validate.length import count_length, count_units, countable_text
+from deepfolder.validate.numbers import STATISTIC
 from deepfolder.validate.support import (
     Embedder,
     SupportVerdict,
@@ -206,7 +207,6 @@ def match_sections(
 # --- uncited paragraphs ---------------------------------------------------------------
 
 _FACT_SIGNS = re.compile(r"\d|《[^》]+》|“[^”]{2,}”|\"[^\"]{2,}\"")
-_STATISTIC = re.compile(r"\d{1,3}(?:[,，]\d{3})+|\d{5,}|\d+\.\d+|\d+(?:\.\d+)?\s?%")
 
 
 def uncited_paragraphs(
@@ -238,7 +238,7 @@ def uncited_paragraphs(
         prose = countable_text(text)
         unit = "words" if language == "en" else "字"
         size = count_units(prose, unit)
-        statistic = _STATISTIC.search(prose)
+        statistic = STATISTIC.search(prose)
         if size < (40 if language == "en" else 60) and not (statistic and size >= 12):
             return
         signs = statistic or _FACT_SIGNS.search(prose)
