@@ -38,21 +38,13 @@ from deepfolder.records import (
 )
 from deepfolder.tools.base import Tool, ToolContext, ToolOutput
 from deepfolder.validate.constraints import RequestConstraints
+from deepfolder.validate.document import is_reference_title
 from deepfolder.validate.length import count_length
 from deepfolder.validate.numbers import statistics
 
 StepGen = Generator[Step, None, "object"]
 
 TITLE_WORDS = ("标题", "题目", "title")
-REFERENCE_WORDS = (
-    "参考资料",
-    "参考文献",
-    "参考来源",
-    "信息来源",
-    "references",
-    "sources",
-    "bibliography",
-)
 QUERY_SCHEMA = {
     "type": "object",
     "properties": {
@@ -133,9 +125,10 @@ def report_title(request: str, language: str) -> str:
     return "研究报告" if language.startswith("zh") else "Research Report"
 
 
-def _section_kind(title: str) -> str:
+def _section_kind(title: str, reference_title: str | None) -> str:
+    """references (decided as the validator and the report writer decide), title, body."""
     low = title.lower()
-    if any(w in low for w in REFERENCE_WORDS):
+    if is_reference_title(title, reference_title):
         return "references"
     if any(w in low for w in TITLE_WORDS) and len(title) <= 12:
         return "title"
@@ -156,7 +149,10 @@ def target_total(c: RequestConstraints, language: str) -> int:
 def plan_budgets(
     titles: list[tuple[str, str]], c: RequestConstraints, language: str
 ) -> list[SectionPlan]:
-    plans = [SectionPlan(label, title, 0, _section_kind(title)) for label, title in titles]
+    plans = [
+        SectionPlan(label, title, 0, _section_kind(title, c.reference_section))
+        for label, title in titles
+    ]
     body = [p for p in plans if p.kind == "body"]
     total = target_total(c, language)
     for p in body:
