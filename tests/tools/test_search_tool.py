@@ -64,3 +64,46 @@ def test_more_queries_are_merged_without_duplicates(tmp_path: Path) -> None:
     assert len(ids) == len(set(ids)) == 3
     assert SEGMENTS[2].id in ids
     assert out.text.rstrip().splitlines()[-1] == ctx.status_line()
+
+
+def test_budget_is_counted_in_model_tokens(tmp_path: Path) -> None:
+    """Eight long Chinese hits fit the default budget (about 1.5 characters per token,
+    as Qwen/GPT tokenizers cut Chinese); a small budget cuts the list and says so."""
+    src = Source("long.json#0", "long.json", "article", title="长文", article=0)
+    segments = [
+        Segment.create(
+            src.id,
+            f"第{i}段：" + "图书馆数字化服务的调研结果显示读者满意。" * 16,
+            Locator(chunk=i + 1),
+            i,
+        )
+        for i in range(8)
+    ]
+
+    def shown(budget: int) -> str:
+        settings = Settings.model_validate(
+            {
+                "retrieval": {
+                    "dense": False,
+                    "min_docs": 1,
+                    "max_per_doc": 8,
+                    "result_token_budget": budget,
+                }
+            }
+        )
+        index = open_index(tmp_path / f"idx-{budget}", settings)
+        index.add([src], segments)
+        try:
+            out = search(
+                ToolContext(index=index, settings=settings, folder=tmp_path),
+                {"query": "图书馆数字化", "k": 8},
+            )
+        finally:
+            index.close()
+        return out.text
+
+    full = shown(1500)
+    assert all(seg.id in full for seg in segments) and "cut to fit" not in full
+    small = shown(400)
+    assert "more results cut to fit the budget" in small
+    assert sum(seg.id in small for seg in segments) < 8

@@ -12,15 +12,11 @@ from typing import Literal
 from deepfolder.index.base import SearchFilter, SearchOptions
 from deepfolder.index.query import search_many
 from deepfolder.index.rerank import configured_reranker
+from deepfolder.llm.tokens import estimate_tokens
 from deepfolder.records import Evidence, Segment, Source
 from deepfolder.tools.base import ToolArgumentError, ToolContext, ToolOutput, tool
 
 SNIPPET_CHARS = 240
-
-
-def _approx_tokens(text: str) -> int:
-    cjk = sum(1 for ch in text if "\u3400" <= ch <= "\u9fff")
-    return cjk + (len(text) - cjk) // 4 + 1
 
 
 def _one_line(text: str, limit: int) -> str:
@@ -66,7 +62,7 @@ def format_hits(ctx: ToolContext, hits: list[Evidence], budget_tokens: int, lang
             f"{n}. [{ev.id}] {ev.citation_label(language)} (score {ev.score:.3f})\n"
             f"   {_one_line(ev.segment.text, SNIPPET_CHARS)}"
         )
-        cost = _approx_tokens(entry)
+        cost = estimate_tokens(entry)
         if used + cost > budget_tokens and lines:
             lines.append(
                 f"… {len(hits) - n + 1} more results cut to fit the budget; refine the query."
@@ -224,11 +220,11 @@ def read(
     used = 0
     for ev in evidence:
         block = f"[{ev.id}] {ev.citation_label(language)}\n{ev.segment.text.strip()}"
-        if used + _approx_tokens(block) > budget and parts:
+        if used + estimate_tokens(block) > budget and parts:
             parts.append("… further passages cut to fit the budget; read them by id.")
             break
         parts.append(block)
-        used += _approx_tokens(block)
+        used += estimate_tokens(block)
     shown = evidence[: len([p for p in parts if p.startswith("[E")])]
     ctx.remember(shown)
     return ToolOutput(text="\n\n".join(parts) + f"\n{ctx.status_line()}", evidence=shown)
