@@ -25,12 +25,14 @@ import json
 import re
 from collections.abc import Generator
 from dataclasses import dataclass, field
+from typing import Any
 
 from deepfolder.agent.loop import Conversation, call_model, execute_tool
-from deepfolder.llm.base import ChatModel, ToolCallRequest
+from deepfolder.llm.base import ChatModel, ChatResponse, ToolCallRequest
 from deepfolder.records import (
     Evidence,
     FinalAnswerStep,
+    ModelCallStep,
     NoteStep,
     Step,
     ToolCallStep,
@@ -184,22 +186,31 @@ def plan_sections(state: PipelineState) -> Generator[Step, None, list[SectionPla
     return plan_budgets(numbered, c, state.language)
 
 
-def _json_call(
-    state: PipelineState, prompt: str, schema: dict, purpose: str
-) -> Generator[Step, None, dict | None]:
+def ask(
+    state: PipelineState, prompt: str, *, max_tokens: int, purpose: str, **options: Any
+) -> tuple[ChatResponse, ModelCallStep]:
+    """One model call outside the conversation: the run's system prompt and ``prompt``,
+    as the next turn (the caller yields or records the step)."""
     conv = Conversation(messages=[state.conv.messages[0], {"role": "user", "content": prompt}])
     state.turn += 1
-    response, step = call_model(
+    return call_model(
         state.model,
         conv,
         turn=state.turn,
         tools=None,
         keep_recent=2,
-        max_tokens=200,
+        max_tokens=max_tokens,
         purpose=purpose,
         ctx=state.ctx,
-        json_schema=schema,
-        temperature=0.2,
+        **options,
+    )
+
+
+def _json_call(
+    state: PipelineState, prompt: str, schema: dict, purpose: str
+) -> Generator[Step, None, dict | None]:
+    response, step = ask(
+        state, prompt, max_tokens=200, purpose=purpose, json_schema=schema, temperature=0.2
     )
     yield step
     text = (response.content or "").strip()
@@ -456,18 +467,12 @@ def write_section(
                 if state.zh
                 else f"\n\nThe section so far is below; write one more paragraph that does not repeat it:\n{text}"
             )
-        conv = Conversation(messages=[state.conv.messages[0], {"role": "user", "content": prompt}])
-        state.turn += 1
         tokens = min(state.max_tokens, int(budget * (1.2 if state.zh else 2.0)) + 200)
-        response, step = call_model(
-            state.model,
-            conv,
-            turn=state.turn,
-            tools=None,
-            keep_recent=2,
+        response, step = ask(
+            state,
+            prompt,
             max_tokens=tokens,
             purpose=f"write {plan.heading}" + (" (continued)" if attempt else ""),
-            ctx=state.ctx,
         )
         yield step
         new = clean_section_text(response.content or "", plan)

@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deepfolder.agent.loop import Conversation, call_model, prompt_hash
+from deepfolder.agent.loop import prompt_hash
 from deepfolder.agent.pipeline import (
     PipelineState,
     SectionDraft,
     SectionPlan,
+    ask,
     trim_to,
     write_section,
 )
@@ -228,19 +229,11 @@ class Revisor:
             + f"\n\nCurrent text:\n{body or '(missing)'}\n\nEvidence you may cite (ids in square brackets):\n{evidence}\n\n"
             "Reply with the revised section body only (no heading), citing evidence ids like [E1a2b3c4d]."
         )
-        conv = Conversation(
-            messages=[self.state.conv.messages[0], {"role": "user", "content": prompt}]
-        )
-        self.state.turn += 1
-        response, step = call_model(
-            self.state.model,
-            conv,
-            turn=self.state.turn,
-            tools=None,
-            keep_recent=2,
+        response, step = ask(
+            self.state,
+            prompt,
             max_tokens=self.settings.model.max_output_tokens,
             purpose=f"revise {heading.lstrip('# ')}",
-            ctx=self.state.ctx,
         )
         self._record(step)
         return (response.content or "").strip()
