@@ -57,13 +57,33 @@ class _FakeBase:
     def count_tokens(self, text: str) -> int:
         return estimate_tokens(text)
 
-    def _record(
-        self, messages: list[Message], tools: list[ToolSpec] | None, kwargs: dict[str, Any]
-    ) -> None:
+    def chat(
+        self,
+        messages: list[Message],
+        *,
+        tools: list[ToolSpec] | None = None,
+        tool_choice: str | dict[str, Any] | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        json_schema: dict[str, Any] | None = None,
+    ) -> ChatResponse:
+        kwargs = {
+            "tool_choice": tool_choice,
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "json_schema": json_schema,
+        }
         # Copies, so a caller mutating its conversation later does not rewrite history.
         self.calls.append(
             ([dict(m) for m in messages], list(tools) if tools else tools, dict(kwargs))
         )
+        return self._finish(self._reply(messages, tools, kwargs), messages, tools)
+
+    def _reply(
+        self, messages: list[Message], tools: list[ToolSpec] | None, kwargs: dict[str, Any]
+    ) -> ChatResponse | str:
+        """The scripted or computed reply to one call (recorded before it is asked)."""
+        raise NotImplementedError
 
     def _finish(
         self, reply: ChatResponse | str, messages: list[Message], tools: list[ToolSpec] | None
@@ -123,23 +143,9 @@ class ScriptedModel(_FakeBase):
     def remaining(self) -> int:
         return len(self.responses)
 
-    def chat(
-        self,
-        messages: list[Message],
-        *,
-        tools: list[ToolSpec] | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        json_schema: dict[str, Any] | None = None,
-    ) -> ChatResponse:
-        kwargs = {
-            "tool_choice": tool_choice,
-            "max_tokens": max_tokens,
-            "temperature": temperature,
-            "json_schema": json_schema,
-        }
-        self._record(messages, tools, kwargs)
+    def _reply(
+        self, messages: list[Message], tools: list[ToolSpec] | None, kwargs: dict[str, Any]
+    ) -> ChatResponse | str:
         if not self.responses:
             raise ModelError(
                 f"{self.name}: scripted responses exhausted: call {len(self.calls)} but only "
@@ -147,8 +153,7 @@ class ScriptedModel(_FakeBase):
                 "ScriptedModel or check why the caller made an extra model call."
             )
         item = self.responses.pop(0)
-        reply = item(messages, tools) if callable(item) else item
-        return self._finish(reply, messages, tools)
+        return item(messages, tools) if callable(item) else item
 
 
 class FunctionModel(_FakeBase):
@@ -176,25 +181,10 @@ class FunctionModel(_FakeBase):
         self.fn = fn
         self._wants_kwargs = _positional_arity(fn) >= 3
 
-    def chat(
-        self,
-        messages: list[Message],
-        *,
-        tools: list[ToolSpec] | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        json_schema: dict[str, Any] | None = None,
-    ) -> ChatResponse:
-        kwargs = {
-            "tool_choice": tool_choice,
-            "max_tokens": max_tokens,
-            "temperature": temperature,
-            "json_schema": json_schema,
-        }
-        self._record(messages, tools, kwargs)
-        reply = self.fn(messages, tools, kwargs) if self._wants_kwargs else self.fn(messages, tools)
-        return self._finish(reply, messages, tools)
+    def _reply(
+        self, messages: list[Message], tools: list[ToolSpec] | None, kwargs: dict[str, Any]
+    ) -> ChatResponse | str:
+        return self.fn(messages, tools, kwargs) if self._wants_kwargs else self.fn(messages, tools)
 
 
 def _positional_arity(fn: Callable[..., Any]) -> int:
