@@ -25,6 +25,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
+from deepfolder.eval.text_metrics import edit_distance
 from deepfolder.ingest.ocr import ocr_image
 
 FONTS = Path("/usr/share/fonts/opentype/noto")
@@ -92,15 +93,6 @@ def render(lines: list[str], variant: Variant) -> Image.Image:
         image.save(buffer, format="JPEG", quality=40)
         image = Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
     return image
-
-
-def edit_distance(ref: str, hyp: str) -> int:
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        prev, row[0] = row[0], i
-        for j, h in enumerate(hyp, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
-    return row[-1]
 
 
 def squash(text: str) -> str:

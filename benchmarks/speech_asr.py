@@ -30,26 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
+from deepfolder.eval.text_metrics import char_error_rate, edit_distance
 from deepfolder.ingest.asr import decode_audio_16k, ensure_whisper_model, transcribe
 
 REPO = Path(__file__).resolve().parents[1]
 SPEECH = REPO / ".." / "shared" / "data" / "speech"
 ESPEAK_TEXT = "Please bring the report about renewable energy before the meeting tomorrow."
-
-
-def edit_distance(ref: list[str], hyp: list[str]) -> int:
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        prev, row[0] = row[0], i
-        for j, h in enumerate(hyp, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
-    return row[-1]
-
-
-def cer(ref: str, hyp: str) -> float:
-    r = [c for c in ref if re.match(r"\w", c)]
-    h = [c for c in hyp if re.match(r"\w", c)]
-    return edit_distance(r, h) / max(1, len(r))
 
 
 def wer(ref: str, hyp: str) -> float:
@@ -134,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             hyp = (" " if metric != "CER" else "").join(s.text for s in segments)
             score = ""
             if ref is not None:
-                value = cer(ref, hyp) if metric == "CER" else wer(ref, hyp)
+                value = char_error_rate(ref, hyp) if metric == "CER" else wer(ref, hyp)
                 score = f"{metric} {value:.3f}"
             rows.append((label, language, seconds, elapsed, score, hyp))
     print("| clip | lang | audio s | proc s | s/audio s | error | transcript |")

@@ -32,6 +32,7 @@ sys.path.insert(0, str(REPO / "tests" / "fixtures"))
 
 from make_slide_video import VideoTruth, make_slide_video, missing_tools  # noqa: E402
 
+from deepfolder.eval.text_metrics import edit_distance  # noqa: E402
 from deepfolder.ingest import asr, ocr  # noqa: E402
 from deepfolder.ingest.base import ExtractContext  # noqa: E402
 from deepfolder.ingest.keyframes import detect_keyframes  # noqa: E402
@@ -39,16 +40,6 @@ from deepfolder.ingest.video import extract_video  # noqa: E402
 from deepfolder.settings import IngestSettings  # noqa: E402
 
 DATA = REPO / ".." / "shared" / "data" / "video" / "auto-editor"
-
-
-def edit_distance(a: list[str] | str, b: list[str] | str) -> int:
-    prev = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        cur = [i]
-        for j, y in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y)))
-        prev = cur
-    return prev[-1]
 
 
 def words(text: str) -> list[str]:

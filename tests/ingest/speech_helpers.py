@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from deepfolder.eval.text_metrics import edit_distance
+
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 SPEECH = DATA / "speech"
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
@@ -42,25 +44,8 @@ def concat_with_silence(parts: list[Path | float], out: Path) -> Path:
     return out
 
 
-def _edit_distance(ref: list[str], hyp: list[str]) -> int:
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        prev, row[0] = row[0], i
-        for j, h in enumerate(hyp, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
-    return row[-1]
-
-
-def char_error_rate(ref: str, hyp: str) -> float:
-    """CER over CJK/alphanumeric characters (punctuation and spaces ignored)."""
-    keep = re.compile(r"[\w]", re.UNICODE)
-    r = [c for c in ref if keep.match(c)]
-    h = [c for c in hyp if keep.match(c)]
-    return _edit_distance(r, h) / max(1, len(r))
-
-
 def word_error_rate(ref: str, hyp: str) -> float:
     """WER over lower-cased words, punctuation ignored."""
     words = re.compile(r"[a-z0-9']+")
     r, h = words.findall(ref.lower()), words.findall(hyp.lower())
-    return _edit_distance(r, h) / max(1, len(r))
+    return edit_distance(r, h) / max(1, len(r))

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from speech_helpers import (
     SPEECH,
-    char_error_rate,
     espeak,
     needs_espeak,
     needs_speech_data,
     word_error_rate,
 )
 
+from deepfolder.eval.text_metrics import char_error_rate
 from deepfolder.ingest.asr import (
     MODEL_BIN_SHA256,
     SpeechSegment,
