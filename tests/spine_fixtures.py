@@ -2,13 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
+from deepfolder.agent.loop import Conversation
+from deepfolder.agent.pipeline import PipelineState
 from deepfolder.index import open_index
 from deepfolder.index.base import Index
+from deepfolder.llm.base import ChatModel
 from deepfolder.records import Locator, Segment, Source
 from deepfolder.settings import Settings, load_settings
-from deepfolder.tools.base import ToolContext
+from deepfolder.tools.base import Tool, ToolContext
+from deepfolder.tools.core import CORE_TOOLS
+from deepfolder.validate.constraints import parse_request
+
+RUN_OUTPUTS = [
+    "report.md",
+    "report.html",
+    "report.original.md",
+    "comparison.txt",
+    "trace.jsonl",
+    "turns.txt",
+    "usage.json",
+    "settings.json",
+    "validation.json",
+    "evidence.jsonl",
+    "request.txt",
+    "ingest_report.json",
+]
+"""Every file a run directory holds (docs/architecture.md, "What a run leaves behind")."""
 
 PAGES = {
     1: "青禾区共有社区图书馆14家，2023年起开通电子书借阅服务。",
@@ -61,4 +83,24 @@ def small_context(tmp_path: Path) -> ToolContext:
         folder=tmp_path,
         run_dir=tmp_path / "run",
         services={"language": "zh"},
+    )
+
+
+def pipeline_state(
+    ctx: ToolContext,
+    request: str,
+    model: ChatModel,
+    *,
+    tools: Sequence[Tool] = CORE_TOOLS,
+    conv: Conversation | None = None,
+) -> PipelineState:
+    """A Chinese pipeline run's state over ``ctx`` for ``request`` (system prompt "s")."""
+    return PipelineState(
+        model=model,
+        ctx=ctx,
+        tools={t.name: t for t in tools},
+        request=request,
+        constraints=parse_request(request),
+        language="zh",
+        conv=conv or Conversation(messages=[{"role": "system", "content": "s"}]),
     )

@@ -6,7 +6,6 @@ from pathlib import Path
 
 from deepfolder.agent.loop import Conversation
 from deepfolder.agent.pipeline import (
-    PipelineState,
     SectionPlan,
     attach_citations,
     clean_section_text,
@@ -15,9 +14,8 @@ from deepfolder.agent.pipeline import (
 )
 from deepfolder.llm.fake import FunctionModel
 from deepfolder.records import FinalAnswerStep, ModelCallStep, ToolCallStep
-from deepfolder.tools.core import CORE_TOOLS
 from deepfolder.validate.constraints import parse_request
-from spine_fixtures import small_context
+from spine_fixtures import pipeline_state, small_context
 
 REQUEST = "请写一篇《图书馆报告》，包含以下章节：（1）背景；（2）主要发现；（3）参考资料。全文字数在200至300字之间。"
 
@@ -34,19 +32,10 @@ def small_model_fn(messages, tools):  # type: ignore[no-untyped-def]
 
 def test_pipeline_writes_every_section_with_code_attached_citations(tmp_path: Path) -> None:
     ctx = small_context(tmp_path)
-    constraints = parse_request(REQUEST)
     conv = Conversation(
         messages=[{"role": "system", "content": "s"}, {"role": "user", "content": REQUEST}]
     )
-    state = PipelineState(
-        model=FunctionModel(small_model_fn, is_local=True),
-        ctx=ctx,
-        tools={t.name: t for t in CORE_TOOLS},
-        request=REQUEST,
-        constraints=constraints,
-        language="zh",
-        conv=conv,
-    )
+    state = pipeline_state(ctx, REQUEST, FunctionModel(small_model_fn, is_local=True), conv=conv)
     steps = list(run_pipeline(state))
     final = steps[-1]
     assert isinstance(final, FinalAnswerStep)
@@ -106,15 +95,7 @@ def test_short_section_is_continued_from_unused_excerpts(tmp_path: Path) -> None
             return "2024年全区电子书借阅量为8.6万册次。"
         return "建议在每家图书馆设置每周一次的数字助老辅导时段。"
 
-    state = PipelineState(
-        model=FunctionModel(fn, is_local=True),
-        ctx=ctx,
-        tools={t.name: t for t in CORE_TOOLS},
-        request=request,
-        constraints=parse_request(request),
-        language="zh",
-        conv=Conversation(messages=[{"role": "system", "content": "s"}]),
-    )
+    state = pipeline_state(ctx, request, FunctionModel(fn, is_local=True))
     text = next(s for s in run_pipeline(state) if isinstance(s, FinalAnswerStep)).text
     assert len(prompts) == 2 and "请接着写" in prompts[1]
     assert "8.6万册次" in text and "数字助老" in text
@@ -155,14 +136,8 @@ def test_whole_report_is_trimmed_in_code_to_the_maximum(tmp_path: Path) -> None:
     from deepfolder.validate.length import count_length
 
     request = "写一篇报告，包含以下章节：（1）背景；（2）发现。全文字数在50至80字之间。"
-    state = PipelineState(
-        model=FunctionModel(lambda m, t: "", is_local=True),
-        ctx=small_context(tmp_path),
-        tools={},
-        request=request,
-        constraints=parse_request(request),
-        language="zh",
-        conv=Conversation(messages=[{"role": "system", "content": "s"}]),
+    state = pipeline_state(
+        small_context(tmp_path), request, FunctionModel(lambda m, t: "", is_local=True), tools=()
     )
     sentence = "青禾区共有社区图书馆十四家并开通了电子书借阅服务。"
     state.drafts = [

@@ -11,21 +11,10 @@ import pytest
 
 from deepfolder.cli import main
 from deepfolder.llm.packaged_weights import PACKAGED_MODELS, find_part_files
+from spine_fixtures import RUN_OUTPUTS
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "examples" / "demo"
-OUTPUTS = [
-    "report.md",
-    "report.html",
-    "report.original.md",
-    "comparison.txt",
-    "trace.jsonl",
-    "turns.txt",
-    "usage.json",
-    "settings.json",
-    "validation.json",
-    "evidence.jsonl",
-]
 
 
 def _missing() -> str | None:
@@ -59,7 +48,7 @@ def test_embedded_model_writes_a_cited_report_on_the_demo(tmp_path: Path) -> Non
         ]
     )
     assert code == 0
-    for name in OUTPUTS:
+    for name in RUN_OUTPUTS:
         assert (out / name).is_file(), name
     for line in (out / "trace.jsonl").read_text(encoding="utf-8").splitlines():
         json.loads(line)

@@ -43,29 +43,17 @@ def test_trim_never_ends_on_an_announcement() -> None:
 
 @contextmanager
 def _revisor(tmp_path, reply):  # type: ignore[no-untyped-def]
-    from deepfolder.agent.loop import Conversation
-    from deepfolder.agent.pipeline import PipelineState
     from deepfolder.llm.fake import FunctionModel
     from deepfolder.runner.revision import Revisor
-    from deepfolder.tools.core import CORE_TOOLS
     from deepfolder.trace.recorder import RunRecorder
-    from deepfolder.validate.constraints import parse_request
-    from spine_fixtures import small_context
+    from spine_fixtures import pipeline_state, small_context
 
     ctx = small_context(tmp_path)
     assert ctx.run_dir is not None
     ctx.run_dir.mkdir(parents=True)
     request = "写一篇300至400字的报告，包含（1）背景（2）建议，标注来源"
     model = FunctionModel(reply, is_local=True)
-    state = PipelineState(
-        model=model,
-        ctx=ctx,
-        tools={t.name: t for t in CORE_TOOLS},
-        request=request,
-        constraints=parse_request(request),
-        language="zh",
-        conv=Conversation(messages=[{"role": "system", "content": "s"}]),
-    )
+    state = pipeline_state(ctx, request, model)
     recorder = RunRecorder(ctx.run_dir, live=False)
     revisor = Revisor(state, "pipeline", recorder, ctx.index.get, ctx.run_dir, None, ctx.settings)
     try:

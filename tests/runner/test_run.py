@@ -14,23 +14,10 @@ from deepfolder.llm.fake import FunctionModel, ScriptedModel, tool_call
 from deepfolder.runner.request import RunSetupError, resolve_request
 from deepfolder.runner.run import run_task
 from deepfolder.settings import load_settings
+from spine_fixtures import RUN_OUTPUTS
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "examples" / "demo"
-OUTPUTS = [
-    "report.md",
-    "report.html",
-    "report.original.md",
-    "comparison.txt",
-    "trace.jsonl",
-    "turns.txt",
-    "usage.json",
-    "settings.json",
-    "validation.json",
-    "evidence.jsonl",
-    "request.txt",
-    "ingest_report.json",
-]
 
 
 def tree_hash(folder: Path) -> str:
@@ -63,7 +50,7 @@ def test_pipeline_run_on_demo_writes_every_output(tmp_path: Path) -> None:
         DEMO, None, settings(tmp_path), out=out, model=FunctionModel(small_model, is_local=True)
     )
     assert tree_hash(DEMO) == before, "the input folder must never change"
-    for name in OUTPUTS:
+    for name in RUN_OUTPUTS:
         assert (out / name).is_file(), name
     for line in (out / "trace.jsonl").read_text(encoding="utf-8").splitlines():
         json.loads(line)
