@@ -34,6 +34,7 @@ from deepfolder.index.base import SearchFilter, SearchOptions
 from deepfolder.index.embed import Embedder
 from deepfolder.index.fusion import (
     Candidate,
+    checked_segments,
     collection_of,
     filter_is_empty,
     hybrid_search,
@@ -153,15 +154,11 @@ class EmbeddedIndex:
         for sid in {s.id for s in sources}:
             (ord_,) = self._db.execute("SELECT ord FROM sources WHERE id = ?", (sid,)).fetchone()
             self._ords[sid] = ord_
-        unique: dict[str, Segment] = {seg.id: seg for seg in segments}
-        missing = {seg.source_id for seg in unique.values()} - set(self._sources)
-        if missing:
+        try:
+            segs = checked_segments(segments, self._sources)
+        except ValueError:
             self._db.rollback()
-            raise ValueError(
-                f"segments refer to sources not added to the index: {sorted(missing)[:5]}; "
-                "pass their Source records in the same add() call or an earlier one"
-            )
-        segs = list(unique.values())
+            raise
         if not segs:
             self._db.commit()
             return

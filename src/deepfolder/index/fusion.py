@@ -7,11 +7,13 @@ backends rank and diversify the same way.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from deepfolder.index.base import SearchFilter, SearchOptions
-from deepfolder.records import Source
+from deepfolder.records import Segment, Source
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +144,26 @@ def searchable_text(source: Source, text: str) -> str:
     """
     title = source.title.strip()
     return f"{title}\n{text}" if title and title not in text[: len(title) + 40] else text
+
+
+def checked_segments(segments: Iterable[Segment], known: Iterable[str]) -> list[Segment]:
+    """The segments to add, one per id (the last wins), after checking that each belongs
+    to a known source id; a ValueError names the unknown ones."""
+    unique = list({seg.id: seg for seg in segments}.values())
+    missing = {seg.source_id for seg in unique} - set(known)
+    if missing:
+        raise ValueError(
+            f"segments refer to sources not added to the index: {sorted(missing)[:5]}; "
+            "pass their Source records in the same add() call or an earlier one"
+        )
+    return unique
+
+
+def collection_names(path: Path) -> tuple[str, str]:
+    """The segments and sources collections a server backend keeps for the index
+    directory ``path`` (named after its last component, so one server holds many)."""
+    name = re.sub(r"[^A-Za-z0-9_]", "_", path.name) or "index"
+    return f"deepfolder_{name}_segments", f"deepfolder_{name}_sources"
 
 
 def collection_of(source: Source) -> str | None:

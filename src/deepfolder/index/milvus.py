@@ -33,7 +33,6 @@ import hashlib
 import importlib.util
 import json
 import logging
-import re
 import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -43,6 +42,8 @@ from deepfolder.index.base import SearchFilter, SearchOptions
 from deepfolder.index.embed import Embedder
 from deepfolder.index.fusion import (
     Candidate,
+    checked_segments,
+    collection_names,
     collection_of,
     hybrid_search,
     searchable_text,
@@ -122,9 +123,7 @@ class MilvusIndex:
         self.weights = weights
         self.dense = dense
         self.embedder = (embedder or Embedder()) if dense else None
-        name = re.sub(r"[^A-Za-z0-9_]", "_", self.path.name) or "index"
-        self._segments = f"deepfolder_{name}_segments"
-        self._sources_name = f"deepfolder_{name}_sources"
+        self._segments, self._sources_name = collection_names(self.path)
         self._lite_path: str | None = None
         if url:
             try:
@@ -227,13 +226,7 @@ class MilvusIndex:
                 for s in sources
             ]
             self._client.upsert(self._sources_name, rows)
-        unique = list({seg.id: seg for seg in segments}.values())
-        missing = {seg.source_id for seg in unique} - set(self._sources)
-        if missing:
-            raise ValueError(
-                f"segments refer to sources not added to the index: {sorted(missing)[:5]}; "
-                "pass their Source records in the same add() call or an earlier one"
-            )
+        unique = checked_segments(segments, self._sources)
         for start in range(0, len(unique), UPSERT_BATCH):
             batch = unique[start : start + UPSERT_BATCH]
             texts = [searchable_text(self._sources[s.source_id], s.text) for s in batch]

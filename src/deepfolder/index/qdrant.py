@@ -23,7 +23,6 @@ fixed average document length instead of the corpus's.
 
 from __future__ import annotations
 
-import re
 import uuid
 import zlib
 from collections import Counter
@@ -35,6 +34,8 @@ from deepfolder.index.base import SearchFilter, SearchOptions
 from deepfolder.index.embed import Embedder
 from deepfolder.index.fusion import (
     Candidate,
+    checked_segments,
+    collection_names,
     collection_of,
     hybrid_search,
     searchable_text,
@@ -102,9 +103,7 @@ class QdrantIndex:
         self.weights = weights
         self.dense = dense
         self.embedder = (embedder or Embedder()) if dense else None
-        name = re.sub(r"[^A-Za-z0-9_]", "_", self.path.name) or "index"
-        self._segments = f"deepfolder_{name}_segments"
-        self._sources_name = f"deepfolder_{name}_sources"
+        self._segments, self._sources_name = collection_names(self.path)
         if url:
             self._client = qc.QdrantClient(url=url, timeout=60)
         else:
@@ -152,13 +151,7 @@ class QdrantIndex:
                     for s in sources
                 ],
             )
-        unique = list({seg.id: seg for seg in segments}.values())
-        missing = {seg.source_id for seg in unique} - set(self._sources)
-        if missing:
-            raise ValueError(
-                f"segments refer to sources not added to the index: {sorted(missing)[:5]}; "
-                "pass their Source records in the same add() call or an earlier one"
-            )
+        unique = checked_segments(segments, self._sources)
         for start in range(0, len(unique), UPSERT_BATCH):
             batch = unique[start : start + UPSERT_BATCH]
             texts = [searchable_text(self._sources[s.source_id], s.text) for s in batch]
