@@ -69,6 +69,14 @@ class Source:
     meta: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
     @property
+    def is_user_material(self) -> bool:
+        """The user's own material — a file they put in the folder, or a figure or a
+        computed result made from one — as opposed to a background web page of a
+        ``long_context*.json`` collection. Reports about "the files I gave you" cite
+        this material first."""
+        return self.kind != "article"
+
+    @property
     def display_name(self) -> str:
         """The file name a reader recognises (the collection's name for articles)."""
         return self.path.rsplit("/", 1)[-1]
