@@ -20,14 +20,17 @@ trace shows each model call and tool call of the pipeline.
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
+from deepfolder.agent import grounding
+from deepfolder.agent.attach import attach_citations, cite_user_material
+from deepfolder.agent.brief import MaterialBrief, placeholder_free
 from deepfolder.agent.loop import Conversation, call_model, execute_tool
+from deepfolder.agent.section_text import clean_section_text, trim_to
 from deepfolder.llm.base import ChatModel, ChatResponse, ToolCallRequest
 from deepfolder.records import (
     Evidence,
@@ -42,7 +45,6 @@ from deepfolder.tools.base import Tool, ToolContext, ToolOutput
 from deepfolder.validate.constraints import RequestConstraints
 from deepfolder.validate.document import is_reference_title
 from deepfolder.validate.length import count_length
-from deepfolder.validate.numbers import statistics
 
 StepGen = Generator[Step, None, "object"]
 
@@ -103,6 +105,20 @@ class PipelineState:
     """Headings of the sections shown the computed results."""
     figure_section: str | None = None
     """Heading of the section the charts are embedded in."""
+    brief: MaterialBrief | None = None
+    """What the user's own files are (built in code before planning)."""
+    notes: list[str] = field(default_factory=list)
+    """What the report says it could not use (missing or unreadable material)."""
+
+    @property
+    def primary(self) -> bool:
+        """The request builds on the user's files and the folder has readable ones: they
+        are the primary sources of every section."""
+        return (
+            self.brief is not None
+            and bool(self.brief.readable)
+            and grounding.refers_to_user_material(self.request)
+        )
 
     @property
     def zh(self) -> bool:
@@ -225,9 +241,13 @@ def _json_call(
         return None
 
 
-def _topic_words(request: str) -> str:
-    title = re.search(r"《([^》]+)》", request)
-    return title.group(1) if title else request[:40]
+def _topic_words(state: PipelineState) -> str:
+    """What the report is about: the main user file's title when there is one."""
+    main = state.brief.main_file() if state.brief else None
+    if main is not None and main.title and main.kind != "sheet":
+        return main.title
+    title = re.search(r"《([^》]+)》", state.request)
+    return title.group(1) if title else state.request[:40]
 
 
 def run_tool(
@@ -247,59 +267,105 @@ def run_tool(
     return output, internal
 
 
+def _search(
+    state: PipelineState, queries: list[str], k: int, sources: list[str] | None = None
+) -> Generator[Step, None, list[Evidence]]:
+    if not queries:
+        return []
+    arguments: dict[str, Any] = {"query": queries[0], "more_queries": queries[1:], "k": k}
+    if sources:
+        arguments["sources"] = sources
+    call = ToolCallRequest(id=f"pipeline-search-{state.turn}", name="search", arguments=arguments)
+    output, internal = yield from run_tool(state, call)
+    if internal:
+        yield NoteStep(turn=state.turn, message=f"search failed: {internal}", level="error")
+    return list(output.evidence)
+
+
 def gather_evidence(
     state: PipelineState, plan: SectionPlan, extra: int = 0
 ) -> Generator[Step, None, list[Evidence]]:
-    topic = _topic_words(state.request)
-    prompt = (
-        f"报告主题：{topic}\n当前章节：{plan.title}\n请给出2个用于检索资料的中文搜索词组（只输出JSON）。"
-        if state.zh
-        else f"Report topic: {topic}\nSection: {plan.title}\nGive 2 search queries to find material (JSON only)."
-    )
+    """The section's evidence: the user's files it is about first (searched with their
+    own words), then web pages; the model proposes extra queries in the language of
+    the material."""
+    topic = _topic_words(state)
+    brief = state.brief
+    scope = grounding.section_scope(plan.title, brief) if brief else []
+    material_en = any(f.language == "en" for f in scope) and state.zh
+    if state.zh:
+        lang_note = "材料是英文的，请给出英文搜索词" if material_en else "请给出中文搜索词组"
+        prompt = f"报告主题：{topic}\n当前章节：{plan.title}\n{lang_note}，共2个，用于检索资料（只输出JSON）。"
+    else:
+        prompt = f"Report topic: {topic}\nSection: {plan.title}\nGive 2 search queries to find material (JSON only)."
     proposed = yield from _json_call(state, prompt, QUERY_SCHEMA, f"queries for {plan.heading}")
     queries = [q for q in (proposed or {}).get("queries", []) if isinstance(q, str) and q.strip()][
         :3
     ]
     base = plan.title if len(plan.title) >= 4 else f"{topic} {plan.title}"
-    queries.append(f"{topic} {plan.title}")
-    call = ToolCallRequest(
-        id=f"pipeline-search-{state.turn}",
-        name="search",
-        arguments={
-            "query": base,
-            "more_queries": queries,
-            "k": state.ctx.settings.agent.section_evidence + 6,
-        },
-    )
-    output, internal = yield from run_tool(state, call)
-    if internal:
-        yield NoteStep(turn=state.turn, message=f"search failed: {internal}", level="error")
-    fresh = [e for e in output.evidence if e.id not in state.used_ids]
-    reused = [e for e in output.evidence if e.id in state.used_ids]
     want = state.ctx.settings.agent.section_evidence + extra
-    chosen = (fresh + reused)[:want]
+    k = want + 6
+    user: list[Evidence] = []
+    if scope:
+        own = grounding.section_queries(plan.title, scope, state.language)
+        user = yield from _search(state, [*own, *queries], k, [f.source.id for f in scope])
+        user = [e for e in user if e.source.is_user_material]
+        intent = grounding.section_intent(plan.title)
+        if intent is not None and intent.name in {"basic", "summary"}:
+            facts = [e for f in scope[:2] for e in f.evidence]
+            state.ctx.remember(facts)
+            user = _unique([*facts, *user])
+    named_missing = bool(grounding.named_groups(plan.title)) and not scope
+    background: list[Evidence] = []
+    if not named_missing:
+        background = yield from _search(state, [base, *queries, f"{topic} {plan.title}"], k)
+        background = [e for e in background if e.id not in {u.id for u in user}]
+    fresh = [e for e in user if e.id not in state.used_ids]
+    reused = [e for e in user if e.id in state.used_ids]
+    chosen = grounding.choose_evidence(
+        fresh + reused,
+        [e for e in background if e.id not in state.used_ids]
+        + [e for e in background if e.id in state.used_ids],
+        want,
+        primary=state.primary,
+        outside=grounding.asks_for_outside_material(state.request),
+    )
     state.used_ids.update(e.id for e in chosen)
     return chosen
 
 
+def _unique(evidence: list[Evidence]) -> list[Evidence]:
+    return list({e.id: e for e in evidence}.values())
+
+
 def _excerpt(ev: Evidence, chars: int) -> str:
+    """The passage as the model sees it, without template lines ("作者为xxx20xx")."""
     text = " ".join(ev.segment.text.split())
+    text = placeholder_free(text)
     return text if len(text) <= chars else text[:chars] + "…"
+
+
+def _origin(ev: Evidence, zh: bool) -> str:
+    if ev.source.is_user_material:
+        return (
+            f"用户文件 {ev.citation_label('zh')}" if zh else f"user file {ev.citation_label('en')}"
+        )
+    return f"网页 {ev.citation_label('zh')}" if zh else f"web page {ev.citation_label('en')}"
 
 
 def write_prompt(
     state: PipelineState, plan: SectionPlan, evidence: list[Evidence], budget: int, notes: list[str]
 ) -> str:
     items = "\n".join(
-        f"[{i}] （{ev.citation_label(state.language)}）{_excerpt(ev, 360)}"
-        for i, ev in enumerate(evidence, 1)
+        f"[{i}] （{_origin(ev, state.zh)}）{_excerpt(ev, 360)}" for i, ev in enumerate(evidence, 1)
     )
     style = "不要使用分点列表，写成连贯段落。" if state.constraints.no_bullets else ""
     extra = ("\n修改要求：" + "；".join(notes)) if notes else ""
+    subject = _subject_line(state)
     if state.zh:
         return (
-            f"写作任务：{state.request}\n\n你现在只写其中一节：{plan.heading}\n"
+            f"写作任务：{state.request}\n{subject}\n你现在只写其中一节：{plan.heading}\n"
             f"要求：约{budget}字；用中文正式书面语写成二至三个连贯段落；只使用下面材料中的事实，"
+            "优先使用用户文件中的内容，网页只作补充；"
             "不要添加材料以外的背景信息、地名或数据；英文材料请译成中文再使用；"
             f"{style}不要写标题、列表或加粗，不要写参考文献和材料编号。{extra}\n\n"
             f"材料：\n{items}\n\n请直接输出本节正文："
@@ -311,122 +377,24 @@ def write_prompt(
     )
     extra_en = ("\nRevision notes: " + "; ".join(notes)) if notes else ""
     return (
-        f"Task: {state.request}\n\nWrite only this section: {plan.heading}\n"
-        f"About {budget} words; formal; use only facts from the material below; {bullets}"
+        f"Task: {state.request}\n{subject}\nWrite only this section: {plan.heading}\n"
+        f"About {budget} words; formal; use only facts from the material below, the user's "
+        f"files first; {bullets}"
         f"no heading, no references, no material numbers.{extra_en}\n\nMaterial:\n{items}\n\nSection text:"
     )
 
 
-CLEAN_PATTERNS = [
-    re.compile(
-        r"\[\s*(?:E[0-9a-fA-F]{0,12}|\d{1,2})(?:\s*[,，、]\s*(?:E[0-9a-fA-F]{0,12}|\d{1,2}))*\s*\]"
-    ),
-    re.compile(r"【[^】]{0,20}】"),
-    re.compile(r"（(?:材料|来源|见)?\s*\d{1,2}\s*）"),
-]
-
-
-def clean_section_text(text: str, plan: SectionPlan) -> str:
-    """Strip what the model must not decide: typed ids/numbers, headings, reference lists;
-    drop lines it repeated."""
-    lines = []
-    seen: set[str] = set()
-    for line in text.strip().splitlines():
-        bare = line.strip().lstrip("#").strip().strip("*").strip()
-        if line.lstrip().startswith("#") or bare in {plan.title, plan.heading}:
-            continue
-        if any(bare.startswith(w) for w in ("参考文献", "参考资料", "References")):
-            break
-        # Formal prose: bullets become sentences of a paragraph, bold markers go.
-        line = re.sub(r"^\s*(?:[-*•]|\d+[.、)])\s+", "", line).replace("**", "")
-        if line.strip() and line.strip() in seen:
-            continue  # the small model repeats whole lines; keep the first
-        seen.add(line.strip())
-        lines.append(line.rstrip())
-    if lines:  # the model often opens with the section title glued to the first sentence
-        for prefix in (plan.heading, plan.title):
-            if prefix and len(lines[0]) > len(prefix) and lines[0].startswith(prefix):
-                lines[0] = lines[0][len(prefix) :].lstrip("：: ")
-                break
-    while lines and lines[-1].rstrip().endswith(("：", ":")):
-        lines.pop()  # an announcement with nothing after it (the model stopped early)
-    out = "\n".join(lines).strip()
-    for pattern in CLEAN_PATTERNS:
-        out = pattern.sub("", out)
-    return re.sub(r"\n{3,}", "\n\n", out)
-
-
-_SENTENCE_RE = re.compile(r"[^。！？!?；\n]+[。！？!?；]?|[^.!?\n]+[.!?](?=\s|$)")
-
-
-def _grams(text: str) -> set[str]:
-    cjk = [ch for ch in text if "\u4e00" <= ch <= "\u9fff"]
-    grams = {a + b for a, b in itertools.pairwise(cjk)}
-    grams.update(w for w in re.findall(r"[a-z0-9]{3,}", text.lower()))
-    grams.update(re.findall(r"\d+(?:\.\d+)?%?", text))
-    return grams
-
-
-def attach_citations(text: str, evidence: list[Evidence], threshold: float = 0.3) -> str:
-    """Append ``[E…]`` to each sentence that overlaps an excerpt enough; code decides.
-
-    The score is the share of the sentence's character bigrams / words found in the
-    excerpt, plus half the share of its statistics (large numbers, decimals,
-    percentages) that the excerpt contains — a computed table shares few words with a
-    sentence that reports its numbers."""
-    if not evidence:
-        return text
-    ev_grams = [(ev, _grams(ev.segment.text), statistics(ev.segment.text)) for ev in evidence]
-    out_lines = []
-    for line in text.splitlines():
-        if not line.strip() or line.lstrip().startswith(("#", "|", "!")):
-            out_lines.append(line)
-            continue
-        pieces = []
-        for m in _SENTENCE_RE.finditer(line):
-            sentence = m.group(0)
-            grams = _grams(sentence)
-            stats = statistics(sentence)
-            best, score = None, 0.0
-            if len(grams) >= 4:
-                for ev, eg, es in ev_grams:
-                    s = len(grams & eg) / len(grams)
-                    if stats:
-                        s += 0.5 * len(stats & es) / len(stats)
-                    if s > score:
-                        best, score = ev, s
-            if best is not None and score >= threshold:
-                stripped = sentence.rstrip()
-                end = stripped[-1] if stripped and stripped[-1] in "。！？!?；.;" else ""
-                core = stripped[:-1] if end else stripped
-                sentence = f"{core}[{best.id}]{end}" + sentence[len(stripped) :]
-            pieces.append(sentence)
-        out_lines.append("".join(pieces))
-    return "\n".join(out_lines)
-
-
-def trim_to(text: str, budget: int, unit: str) -> str:
-    """Drop whole sentences from the end (last paragraph first) until the text fits;
-    paragraphs, citations and figure lines stay intact."""
-    paras = text.split("\n")
-
-    def prose_indexes() -> list[int]:
-        return [i for i, p in enumerate(paras) if p.strip() and not p.lstrip().startswith("!")]
-
-    while count_length("\n".join(paras), unit) > budget:
-        idx = prose_indexes()
-        if not idx:
-            break
-        last = idx[-1]
-        sentences = [m.group(0) for m in _SENTENCE_RE.finditer(paras[last])]
-        if len(idx) == 1 and len(sentences) <= 1:
-            break  # never trim a section to nothing
-        paras[last] = "".join(sentences[:-1]) if len(sentences) > 1 else ""
-    # A sentence that announces what follows ("…采取以下措施：") must not end the text.
-    idx = prose_indexes()
-    if len(idx) > 1 and paras[idx[-1]].rstrip().endswith(("：", ":")):
-        paras[idx[-1]] = ""
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(paras)).strip()
+def _subject_line(state: PipelineState) -> str:
+    """One line naming the user's files the report is about."""
+    if not state.brief or not state.brief.readable:
+        return ""
+    names = [
+        f"{f.source.display_name}（{f.title}）"
+        if f.title != f.source.display_name
+        else f.source.display_name
+        for f in state.brief.readable[:4]
+    ]
+    return ("用户提供的材料：" if state.zh else "The user's files: ") + "；".join(names)
 
 
 def write_section(
@@ -444,12 +412,7 @@ def write_section(
         evidence = state.analysis + evidence[: max(2, len(evidence) - len(state.analysis))]
     draft.evidence = evidence
     if not evidence:
-        msg = (
-            "（未在资料中检索到本节的相关证据。）"
-            if state.zh
-            else "(No evidence for this section was found in the folder.)"
-        )
-        draft.text = msg
+        draft.text = grounding.no_evidence_text(plan.title, state.brief, state.language)
         yield NoteStep(turn=state.turn, message=f"no evidence for {plan.heading}", level="warning")
         return draft
     budget = plan.budget
@@ -486,7 +449,13 @@ def write_section(
         shown = [e for e in evidence if e.id not in cited] or evidence
     if count_length(text, state.unit) > 1.2 * budget:
         text = trim_to(text, int(1.1 * budget), state.unit)
+    if state.brief is not None:
+        text, identity = grounding.state_identity(plan.title, text, state.brief, state.language)
+        if identity is not None:
+            state.ctx.remember([identity])
     draft.text = attach_citations(text, evidence)
+    if state.primary:
+        draft.text = cite_user_material(draft.text, evidence)
     if plan.heading == state.figure_section and state.figures:
         draft.text += "\n\n" + "\n\n".join(figure_line(f) for f in state.figures)
     return draft
@@ -495,6 +464,8 @@ def write_section(
 def assemble(state: PipelineState) -> str:
     title = report_title(state.request, state.language)
     parts = [f"# {title}", ""]
+    for note in state.notes:
+        parts += [f"> 说明：{note}" if state.zh else f"> Note: {note}", ""]
     for d in state.drafts:
         parts += [f"## {d.plan.heading}", ""]
         if d.text:
@@ -523,7 +494,7 @@ def run_analysis(state: PipelineState, plans: list[SectionPlan]) -> Generator[St
     from deepfolder.agent.auto_analysis import analysis_code, is_table
 
     tables = [f for f in state.ctx.data_files if is_table(f)][:2]
-    if not (state.constraints.wants_figures and tables and "run_python" in state.tools):
+    if not (tables and "run_python" in state.tools and wants_analysis(state)):
         return
     for rel in tables:
         call = ToolCallRequest(
@@ -551,6 +522,16 @@ def run_analysis(state: PipelineState, plans: list[SectionPlan]) -> Generator[St
     state.figure_section = target.heading if target else None
 
 
+def wants_analysis(state: PipelineState) -> bool:
+    """Charts were asked for, or the request builds on the user's data ("基于提供的…数据集
+    撰写…分析报告"): either way the data gets computed figures and charts."""
+    if state.constraints.wants_figures:
+        return True
+    builds_on_data = "data" in grounding.requested_material(state.request)
+    analysis = re.search(r"分析|趋势|统计|变化|analy[sz]|trend|statistic", state.request, re.I)
+    return builds_on_data and analysis is not None
+
+
 def figure_line(ev: Evidence) -> str:
     label = ev.source.meta.get("label", "")
     caption = f"{label}: {ev.source.title}" if label else ev.source.title
@@ -558,6 +539,10 @@ def figure_line(ev: Evidence) -> str:
 
 
 def run_pipeline(state: PipelineState) -> Generator[Step, None, None]:
+    notes = grounding.material_notes(state.request, state.brief, state.language)
+    for note in notes:
+        yield NoteStep(turn=state.turn, message=note, level="warning")
+    state.notes = notes
     plans = yield from plan_sections(state)
     yield NoteStep(
         turn=state.turn, message="plan: " + " | ".join(f"{p.heading} ({p.budget})" for p in plans)

@@ -159,6 +159,11 @@ def run_task(
         ctx.services["vision"] = vision
     tools = available_tools(ctx)
     policy = choose_policy(settings, model)
+    from deepfolder.agent.brief import build_brief
+
+    brief = build_brief(corpus.index, vision_available=vision is not None)
+    for f in brief.unreadable:
+        console.print(f"[yellow]{f.source.display_name}: {f.problem}[/]")
 
     recorder = RunRecorder(run_dir, console=console, price=_pricer(settings))
     if "vision" in ctx.services:  # the vision model's calls belong in the trace too
@@ -167,6 +172,14 @@ def run_task(
         )
     try:
         summary = corpus.summary()
+        if brief.files:  # the user's own files, from the files themselves, with citations
+            ctx.remember(brief.evidence)
+            head = (
+                "用户提供的文件（摘要）"
+                if language.startswith("zh")
+                else "The user's files (brief)"
+            )
+            summary += f"\n\n{head}:\n{brief.render(language)}"
         system = AGENT_SYSTEM.format(
             language_name=language_name(language), constraints=describe_constraints(constraints)
         )
@@ -194,6 +207,7 @@ def run_task(
             language=language,
             conv=conv,
             max_tokens=min(settings.model.max_output_tokens, 2048),
+            brief=brief,
         )
         steps: Iterator[Step]
         if policy == "pipeline":

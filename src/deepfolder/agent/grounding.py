@@ -1,0 +1,345 @@
+"""Which of the user's files a section is about, and what to search them with.
+
+The pipeline used to search with a section's title ("论文基本信息", "关键技术解析"): in a
+folder that also holds thousands of web pages, that finds pages about *writing reading
+reports*. Here the search is decided from the material: a section about "the video" is
+scoped to the video, a section about "the paper" to the paper; its queries are made of
+the file's own words (its title, acronyms, headings, slide titles) plus, for a source in
+another language than the request, the section's intent in that language (a Chinese
+"关键技术" over an English paper searches "method objective derivation"); and when the
+request builds on the material it provides, the user's files are the primary sources of
+every section — web pages only support.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from deepfolder.agent.brief import FileBrief, MaterialBrief
+from deepfolder.records import Evidence
+
+# Groups of user material a request or a section can name.
+MATERIAL_WORDS: dict[str, tuple[str, ...]] = {
+    "video": ("视频", "录像", "讲座", "演讲", "video", "talk", "lecture", "recording"),
+    "audio": ("音频", "录音", "audio", "podcast"),
+    "paper": ("论文", "文章", "文献", "pdf", "paper", "article", "manuscript", "技术报告"),
+    "slides": ("ppt", "幻灯片", "课件", "演示文稿", "slides", "slide deck", "presentation"),
+    "data": ("数据集", "数据", "excel", "csv", "表格", "dataset", "data", "spreadsheet", "sheet"),
+    "image": ("图片", "照片", "图像", "photo", "image", "picture"),
+}
+MATERIAL_KINDS: dict[str, set[str]] = {
+    "video": {"video"},
+    "audio": {"audio", "video"},
+    "paper": {"pdf", "docx", "text", "markdown", "html"},
+    "slides": {"pptx"},
+    "data": {"sheet"},
+    "image": {"image"},
+}
+MATERIAL_NAMES_ZH = {
+    "video": "视频",
+    "audio": "音频",
+    "paper": "论文/文档",
+    "slides": "幻灯片",
+    "data": "数据表",
+    "image": "图片",
+}
+
+# "我提供的…", "基于提供的两份Excel材料", "the attached report", "the video I provided".
+_PROVIDED_ZH = re.compile(
+    r"(?:我|本人|你)?(?:所)?(?:提供|给出|给你|上传|附上|附件|所附|随附)(?:的|了)?"
+)
+_PROVIDED_EN = re.compile(
+    r"\b(?:attached|provided|uploaded|enclosed|supplied|given)\b|\bI (?:gave|sent|shared)\b", re.I
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """What kind of section this is, and how its content is named in English papers."""
+
+    name: str
+    words: tuple[str, ...]
+    english: str
+    heading_words: tuple[str, ...] = ()
+
+
+INTENTS = (
+    Intent(
+        "basic",
+        (
+            "基本信息",
+            "基本情况",
+            "概况",
+            "文献信息",
+            "basic information",
+            "bibliographic",
+            "overview",
+        ),
+        "title authors affiliation conference",
+    ),
+    Intent(
+        "summary",
+        ("摘要", "概述", "核心内容", "主要内容", "内容概要", "summary", "abstract", "synopsis"),
+        "abstract we propose contributions conclusion",
+        ("introduction", "conclusion"),
+    ),
+    Intent(
+        "method",
+        (
+            "技术",
+            "方法",
+            "算法",
+            "原理",
+            "模型",
+            "机制",
+            "method",
+            "technique",
+            "approach",
+            "algorithm",
+        ),
+        "method objective loss derivation algorithm",
+        ("method", "approach", "algorithm", "derivation", "objective", "model", "framework"),
+    ),
+    Intent(
+        "results",
+        (
+            "实验",
+            "结果",
+            "评估",
+            "性能",
+            "效果",
+            "experiment",
+            "result",
+            "evaluation",
+            "performance",
+        ),
+        "experiments results evaluation win rate outperforms",
+        ("experiment", "result", "evaluation", "benchmark"),
+    ),
+    Intent(
+        "limits",
+        ("局限", "不足", "展望", "未来", "挑战", "limitation", "future", "challenge"),
+        "limitations future work discussion",
+        ("discussion", "limitation", "future"),
+    ),
+    Intent(
+        "conclusion",
+        ("结论", "总结", "启示", "conclusion", "takeaway"),
+        "conclusion we showed",
+        ("conclusion",),
+    ),
+)
+
+
+def named_groups(text: str) -> set[str]:
+    low = text.lower()
+    return {g for g, words in MATERIAL_WORDS.items() if any(w in low for w in words)}
+
+
+def requested_material(request: str) -> set[str]:
+    """Groups of material the request says it provides ("基于我提供的论文及相关视频"):
+    the words that follow a "provided" phrase within a short span. Empty when the
+    request does not build on provided material."""
+    groups: set[str] = set()
+    for pattern, span in ((_PROVIDED_ZH, 24), (_PROVIDED_EN, 40)):
+        for m in pattern.finditer(request):
+            window = request[m.end() : m.end() + span]
+            if pattern is _PROVIDED_EN:  # "the video I provided": the words before too
+                window = request[max(0, m.start() - span) : m.start()] + " " + window
+            groups |= named_groups(window)
+    return groups
+
+
+def refers_to_user_material(request: str) -> bool:
+    return bool(requested_material(request)) or bool(
+        re.search(r"(?:基于|根据|依托|依据)(?:我|你)?(?:所)?(?:提供|给出|上传)", request)
+    )
+
+
+def missing_material(request: str, brief: MaterialBrief) -> list[str]:
+    """Groups the request builds on that the folder does not hold (readably)."""
+    have = {f.kind for f in brief.readable}
+    return sorted(g for g in requested_material(request) if not have & MATERIAL_KINDS[g])
+
+
+def section_scope(title: str, brief: MaterialBrief) -> list[FileBrief]:
+    """The user files a section is about: those of the kinds its title names, else all."""
+    named = named_groups(title)
+    kinds = set().union(*(MATERIAL_KINDS[g] for g in named)) if named else set()
+    scoped = [f for f in brief.readable if f.kind in kinds]
+    return scoped or ([] if named and _only_named(title) else brief.readable)
+
+
+def _only_named(title: str) -> bool:
+    """A section such as "视频补充内容" is about the video and nothing else."""
+    return bool(named_groups(title) & {"video", "audio", "image", "slides"})
+
+
+def section_intent(title: str) -> Intent | None:
+    low = title.lower()
+    return next((i for i in INTENTS if any(w in low for w in i.words)), None)
+
+
+def section_queries(title: str, files: list[FileBrief], request_language: str) -> list[str]:
+    """Queries in the files' own words for a section about ``files``."""
+    intent = section_intent(title)
+    queries: list[str] = []
+    for f in files[:3]:
+        short = re.split(r"[:：]", f.title)[0].strip() if f.title else ""
+        acronyms = [t for t in f.terms if re.fullmatch(r"[A-Z][A-Z0-9\-]{1,7}", t)]
+        head = " ".join([short, *acronyms[:2]]).strip()
+        other_language = f.language and f.language != request_language[:2]
+        if intent is not None:
+            if other_language or f.language == "en":
+                queries.append(f"{head} {intent.english}".strip())
+            headings = [t for t in f.terms if any(w in t.lower() for w in intent.heading_words)]
+            queries += headings[:2]
+        if not other_language:
+            queries.append(f"{short} {title}".strip())
+        if f.kind in {"video", "audio", "pptx"}:
+            queries += f.terms[:3]
+        elif head:
+            queries.append(head)
+    return list(dict.fromkeys(q for q in queries if q.strip()))[:6]
+
+
+def choose_evidence(
+    user: list[Evidence], background: list[Evidence], want: int, *, primary: bool, outside: bool
+) -> list[Evidence]:
+    """User evidence first; web pages fill the rest, and add a little when the request
+    asks to combine with outside material."""
+    if primary:
+        chosen = user[:want]
+        room = max(want - len(chosen), 2 if outside else 0)
+    else:
+        half = max(2, want // 2)
+        chosen = user[:half]
+        room = want - len(chosen)
+    chosen += [e for e in background if e.id not in {c.id for c in chosen}][:room]
+    return chosen
+
+
+def asks_for_outside_material(request: str) -> bool:
+    return bool(
+        re.search(
+            r"结合|公开|案例|外部|网络资料|权威数据|public|external|case stud|web", request, re.I
+        )
+    )
+
+
+def identity_sentence(file: FileBrief, language: str) -> tuple[str, Evidence] | None:
+    """A sentence stating the file's title, authors and venue, built from its brief."""
+    title = file.fact("title")
+    if title is None:
+        return None
+    authors, venue, aff = file.fact("authors"), file.fact("venue"), file.fact("affiliation")
+    zh = language.startswith("zh")
+    if zh:
+        text = f"本报告解读的{_noun_zh(file)}为《{title.text}》"
+        if authors:
+            text += f"，作者为{authors.text.replace(', ', '、')}"
+        if aff:
+            text += f"（{aff.text}）"
+        if venue:
+            text += f"，发表于{venue.text}"
+        text += "。"
+    else:
+        text = f"The {_noun_en(file)} discussed here is “{title.text}”"
+        if authors:
+            text += f" by {authors.text}"
+        if aff:
+            text += f" ({aff.text})"
+        if venue:
+            text += f", published at {venue.text}"
+        text += "."
+    return text, (authors or title).evidence
+
+
+def states_identity(text: str, file: FileBrief) -> bool:
+    """Does ``text`` already give the file's title and at least one author's surname?"""
+    title = file.fact("title")
+    if title is None:
+        return True
+    key = re.split(r"[:：]", title.text)[0].strip().lower()
+    if key and key not in text.lower():
+        return False
+    authors = file.fact("authors")
+    if authors is None:
+        return True
+    surnames = [a.split()[-1] for a in authors.text.split(", ") if a.split()]
+    return any(s in text for s in surnames)
+
+
+def _noun_zh(file: FileBrief) -> str:
+    return {"pdf": "论文", "docx": "文档", "pptx": "幻灯片", "video": "视频"}.get(file.kind, "材料")
+
+
+def _noun_en(file: FileBrief) -> str:
+    return {"pdf": "paper", "docx": "document", "pptx": "slide deck", "video": "video"}.get(
+        file.kind, "material"
+    )
+
+
+def no_evidence_text(title: str, brief: MaterialBrief | None, language: str) -> str:
+    """What a section says when nothing was found for it — naming the material the
+    section is about when the folder lacks it, never template prose."""
+    zh = language.startswith("zh")
+    named = named_groups(title)
+    if named and brief is not None and not section_scope(title, brief):
+        if zh:
+            what = "、".join(MATERIAL_NAMES_ZH[g] for g in sorted(named))
+            return f"（文件夹中没有可读取的{what}，本节无法依据用户材料撰写。）"
+        return (
+            f"(The folder holds no readable {', '.join(sorted(named))}; this section cannot "
+            "be written from the user's material.)"
+        )
+    if zh:
+        return "（未在资料中检索到本节的相关证据。）"
+    return "(No evidence for this section was found in the folder.)"
+
+
+def state_identity(
+    title: str, text: str, brief: MaterialBrief, language: str
+) -> tuple[str, Evidence | None]:
+    """A section giving a file's basic information states its real title and authors,
+    from the brief, cited to the page they are on: the sentence is put first when the
+    model's text lacks them. Returns the text and the evidence cited (if added)."""
+    intent = section_intent(title)
+    if intent is None or intent.name != "basic":
+        return text, None
+    scope = section_scope(title, brief)
+    file = next((f for f in scope if f.kind in {"pdf", "docx", "pptx"}), None)
+    if file is None or states_identity(text, file):
+        return text, None
+    made = identity_sentence(file, language)
+    if made is None:
+        return text, None
+    sentence, ev = made
+    return f"{sentence[:-1]}[{ev.id}]{sentence[-1]}\n\n{text}".strip(), ev
+
+
+def material_notes(request: str, brief: MaterialBrief | None, language: str) -> list[str]:
+    """What the report must say it could not use: material the request builds on that
+    the folder lacks, and user files that cannot be understood offline."""
+    if brief is None:
+        return []
+    zh = language.startswith("zh")
+    notes: list[str] = []
+    missing = missing_material(request, brief)
+    if missing and zh:
+        what = "、".join(MATERIAL_NAMES_ZH[g] for g in missing)
+        notes.append(f"请求提到的{what}不在所给文件夹中（或无法读取），本报告未能依据它撰写。")
+    elif missing:
+        notes.append(
+            f"The request refers to {', '.join(missing)} that the folder does not hold "
+            "(or that could not be read); the report could not draw on it."
+        )
+    for f in brief.unreadable:
+        name = f.source.display_name
+        notes.append(
+            f"{name} 无法离线读取：{f.problem}。"
+            if zh
+            else f"{name} could not be read offline: {f.problem}."
+        )
+    return notes

@@ -1,0 +1,76 @@
+"""Section text as the pipeline keeps it: what a small model must not decide is
+stripped (typed ids, headings, reference lists, repeated lines), and a section over its
+budget loses whole sentences from its end."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from deepfolder.agent.attach import SENTENCE_RE
+from deepfolder.validate.length import count_length
+
+if TYPE_CHECKING:
+    from deepfolder.agent.pipeline import SectionPlan
+
+CLEAN_PATTERNS = [
+    re.compile(
+        r"\[\s*(?:E[0-9a-fA-F]{0,12}|\d{1,2})(?:\s*[,，、]\s*(?:E[0-9a-fA-F]{0,12}|\d{1,2}))*\s*\]"
+    ),
+    re.compile(r"【[^】]{0,20}】"),
+    re.compile(r"（(?:材料|来源|见)?\s*\d{1,2}\s*）"),
+]
+
+
+def clean_section_text(text: str, plan: SectionPlan) -> str:
+    """Strip what the model must not decide: typed ids/numbers, headings, reference lists;
+    drop lines it repeated."""
+    lines = []
+    seen: set[str] = set()
+    for line in text.strip().splitlines():
+        bare = line.strip().lstrip("#").strip().strip("*").strip()
+        if line.lstrip().startswith("#") or bare in {plan.title, plan.heading}:
+            continue
+        if any(bare.startswith(w) for w in ("参考文献", "参考资料", "References")):
+            break
+        # Formal prose: bullets become sentences of a paragraph, bold markers go.
+        line = re.sub(r"^\s*(?:[-*•]|\d+[.、)])\s+", "", line).replace("**", "")
+        if line.strip() and line.strip() in seen:
+            continue  # the small model repeats whole lines; keep the first
+        seen.add(line.strip())
+        lines.append(line.rstrip())
+    if lines:  # the model often opens with the section title glued to the first sentence
+        for prefix in (plan.heading, plan.title):
+            if prefix and len(lines[0]) > len(prefix) and lines[0].startswith(prefix):
+                lines[0] = lines[0][len(prefix) :].lstrip("：: ")
+                break
+    while lines and lines[-1].rstrip().endswith(("：", ":")):
+        lines.pop()  # an announcement with nothing after it (the model stopped early)
+    out = "\n".join(lines).strip()
+    for pattern in CLEAN_PATTERNS:
+        out = pattern.sub("", out)
+    return re.sub(r"\n{3,}", "\n\n", out)
+
+
+def trim_to(text: str, budget: int, unit: str) -> str:
+    """Drop whole sentences from the end (last paragraph first) until the text fits;
+    paragraphs, citations and figure lines stay intact."""
+    paras = text.split("\n")
+
+    def prose_indexes() -> list[int]:
+        return [i for i, p in enumerate(paras) if p.strip() and not p.lstrip().startswith("!")]
+
+    while count_length("\n".join(paras), unit) > budget:
+        idx = prose_indexes()
+        if not idx:
+            break
+        last = idx[-1]
+        sentences = [m.group(0) for m in SENTENCE_RE.finditer(paras[last])]
+        if len(idx) == 1 and len(sentences) <= 1:
+            break  # never trim a section to nothing
+        paras[last] = "".join(sentences[:-1]) if len(sentences) > 1 else ""
+    # A sentence that announces what follows ("…采取以下措施：") must not end the text.
+    idx = prose_indexes()
+    if len(idx) > 1 and paras[idx[-1]].rstrip().endswith(("：", ":")):
+        paras[idx[-1]] = ""
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(paras)).strip()
