@@ -49,8 +49,10 @@ MATERIAL_NAMES_ZH = {
 _PROVIDED_ZH = re.compile(
     r"(?:我|本人|你)?(?:所)?(?:提供|给出|给你|上传|附上|附件|所附|随附)(?:的|了)?"
 )
-_PROVIDED_EN = re.compile(
-    r"\b(?:attached|provided|uploaded|enclosed|supplied|given)\b|\bI (?:gave|sent|shared)\b", re.I
+# "the attached report" (the material follows), "the video I provided" (it precedes).
+_PROVIDED_EN = re.compile(r"\b(?:attached|provided|uploaded|enclosed|supplied|given)\s", re.I)
+_PROVIDED_EN_AFTER = re.compile(
+    r"\b(?:I|we)\s+(?:gave|sent|shared|provided|uploaded|attached|supplied)\b", re.I
 )
 
 
@@ -132,9 +134,14 @@ INTENTS = (
 )
 
 
-def named_groups(text: str) -> set[str]:
+def named_groups(text: str, *, english: bool = False) -> set[str]:
+    """Groups of material ``text`` names; with ``english``, "report" and "document"
+    name a paper too (only said of provided material: "the attached report")."""
     low = text.lower()
-    return {g for g, words in MATERIAL_WORDS.items() if any(w in low for w in words)}
+    groups = {g for g, words in MATERIAL_WORDS.items() if any(w in low for w in words)}
+    if english and re.search(r"\b(?:report|document|study)\b", low):
+        groups.add("paper")
+    return groups
 
 
 def requested_material(request: str) -> set[str]:
@@ -142,12 +149,12 @@ def requested_material(request: str) -> set[str]:
     the words that follow a "provided" phrase within a short span. Empty when the
     request does not build on provided material."""
     groups: set[str] = set()
-    for pattern, span in ((_PROVIDED_ZH, 24), (_PROVIDED_EN, 40)):
-        for m in pattern.finditer(request):
-            window = request[m.end() : m.end() + span]
-            if pattern is _PROVIDED_EN:  # "the video I provided": the words before too
-                window = request[max(0, m.start() - span) : m.start()] + " " + window
-            groups |= named_groups(window)
+    for m in _PROVIDED_ZH.finditer(request):
+        groups |= named_groups(request[m.end() : m.end() + 24])
+    for m in _PROVIDED_EN.finditer(request):
+        groups |= named_groups(request[m.end() : m.end() + 40], english=True)
+    for m in _PROVIDED_EN_AFTER.finditer(request):
+        groups |= named_groups(request[max(0, m.start() - 40) : m.start()], english=True)
     return groups
 
 

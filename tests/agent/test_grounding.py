@@ -1,0 +1,118 @@
+"""What a request builds on, what a section is about, and what it searches with."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from deepfolder.agent.brief import BriefFact, FileBrief, MaterialBrief
+from deepfolder.agent.grounding import (
+    choose_evidence,
+    material_notes,
+    missing_material,
+    refers_to_user_material,
+    requested_material,
+    section_queries,
+    section_scope,
+)
+from deepfolder.records import Evidence, Locator, Segment, Source
+
+CASES = Path(__file__).resolve().parents[3] / "shared" / "data" / "cases" / "query.jsonl"
+
+
+@pytest.mark.parametrize(
+    ("request_text", "groups"),
+    [
+        ("请基于我提供的论文及相关视频，写一篇论文阅读报告", {"paper", "video"}),
+        ("依托我提供的 GPT-4 技术报告，写一篇分析", {"paper"}),
+        ("请你基于我提供的 PPT 内容，并结合典型案例撰写报告", {"slides"}),
+        ("请你基于提供的两份Excel材料，撰写一篇《新冠疫情监测报告》", {"data"}),
+        ("根据我提供的三张照片，制定一份三天旅行计划", {"image"}),
+        ("Summarize the attached report and the video I provided.", {"paper", "video"}),
+        ("Write a report based on the attached data.", {"data"}),
+        ("结合公开资料，写一篇关于新能源汽车的报告", set()),
+        ("Write a 1000-word report on electric cars.", set()),
+    ],
+)
+def test_requested_material(request_text: str, groups: set[str]) -> None:
+    assert requested_material(request_text) == groups
+    assert refers_to_user_material(request_text) == bool(groups)
+
+
+@pytest.mark.data
+def test_the_real_requests_build_on_their_files() -> None:
+    if not CASES.exists():
+        pytest.skip("shared data not present")
+    found = {}
+    for line in CASES.read_text(encoding="utf-8").splitlines():
+        item = json.loads(line)
+        found[item["task"]] = requested_material(item["query"])
+    assert found == {"002": {"slides"}, "008": {"data"}, "009": {"data"}}
+
+
+def _file(kind: str, name: str, title: str, language: str = "en", terms=()) -> FileBrief:  # type: ignore[no-untyped-def]
+    src = Source(id=name, path=name, kind=kind, title=title)
+    ev = Evidence(Segment.create(name, title, Locator(page=1)), src)
+    return FileBrief(src, title, [BriefFact("title", title, ev)], list(terms), language)
+
+
+PAPER = _file(
+    "pdf",
+    "DPO.pdf",
+    "Direct Preference Optimization: Your Language Model is Secretly a Reward Model",
+    terms=["DPO", "RLHF", "Experiments", "Theoretical Analysis of DPO"],
+)
+VIDEO = _file("video", "talk.mp4", "talk.mp4", terms=["Why DPO", "Results"])
+
+
+def test_sections_are_scoped_to_the_files_they_name() -> None:
+    brief = MaterialBrief([PAPER, VIDEO], ["long_context.json"])
+    assert section_scope("视频补充内容", brief) == [VIDEO]
+    assert section_scope("论文基本信息", brief) == [PAPER]
+    assert section_scope("核心内容摘要", brief) == [PAPER, VIDEO]
+    only_paper = MaterialBrief([PAPER], [])
+    assert section_scope("视频补充内容", only_paper) == []  # never the paper instead
+
+
+def test_queries_for_an_english_paper_under_a_chinese_request_are_english() -> None:
+    queries = section_queries("关键技术解析", [PAPER], "zh")
+    assert (
+        queries[0]
+        == "Direct Preference Optimization DPO RLHF method objective loss derivation algorithm"
+    )
+    assert all("关键技术" not in q for q in queries)  # the section title matches no English text
+    results = section_queries("实验结果", [PAPER], "zh")
+    assert "Experiments" in results
+
+
+def test_user_evidence_comes_first_and_web_pages_support() -> None:
+    def ev(i: int, kind: str) -> Evidence:
+        src = Source(id=f"s{i}", path=f"s{i}", kind=kind)
+        return Evidence(Segment.create(src.id, f"text {i}", Locator(chunk=1)), src)
+
+    user = [ev(i, "pdf") for i in range(3)]
+    web = [ev(i, "article") for i in range(10, 16)]
+    chosen = choose_evidence(user, web, 6, primary=True, outside=False)
+    assert chosen[:3] == user and len(chosen) == 6
+    many = [ev(i, "pdf") for i in range(20, 28)]
+    assert choose_evidence(many, web, 6, primary=True, outside=False) == many[:6]
+    assert choose_evidence(many, web, 6, primary=True, outside=True)[6:] == web[:2]
+
+
+def test_missing_and_unreadable_material_is_named() -> None:
+    photo = FileBrief(
+        Source(id="a.jpg", path="a.jpg", kind="image"),
+        "a.jpg",
+        problem="no text in the image and no vision model configured: set --vision-model",
+    )
+    brief = MaterialBrief([photo], ["long_context.json"])
+    request = "根据我提供的三张照片，制定一份三天旅行计划"
+    assert missing_material(request, brief) == ["image"]
+    notes = material_notes(request, brief, "zh")
+    assert notes[0].startswith("请求提到的图片不在所给文件夹中")
+    assert "a.jpg 无法离线读取" in notes[1] and "--vision-model" in notes[1]
+    assert missing_material("基于我提供的文章及相关视频，写读后感", MaterialBrief([PAPER], [])) == [
+        "video"
+    ]
