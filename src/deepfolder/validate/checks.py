@@ -93,6 +93,8 @@ class ValidationReport:
     ungrounded_sections: list[str] = field(default_factory=list)
     """Titles of the body sections that cite none of the user's files (when the request
     builds on them; see :mod:`.grounding`)."""
+    user_files: list[str] = field(default_factory=list)
+    """Names of the user's files the run saw, when the request builds on them."""
     notes: list[str] = field(default_factory=list)
     """What the revision did around this validation (stripped citations, failures)."""
 
@@ -502,7 +504,7 @@ def validate_report(
         ),
     ]
     unit = constraints.length.unit if constraints.length else ("words" if lang == "en" else "字")
-    grounding, ungrounded = check_user_material(
+    grounding, ungrounded, user_files = check_user_material(
         markdown, constraints, cites, resolve, seen_ids, skip, unit
     )
     missing = sum(1 for m in matches if m.heading is None and not m.required.is_title)
@@ -523,5 +525,15 @@ def validate_report(
         if s.level and not FENCE.match(s.text)
     ]
     return ValidationReport(
-        checks, constraints, lang, cites, verdicts, uncited, matches, lengths, 0, ungrounded
+        checks,
+        constraints,
+        lang,
+        cites,
+        verdicts,
+        uncited,
+        matches,
+        lengths,
+        0,
+        ungrounded,
+        user_files,
     )

@@ -101,34 +101,47 @@ def check_user_material(
     seen_ids: set[str] | None,
     skip_lines: set[int],
     unit: str,
-) -> tuple[CheckResult, list[str]]:
-    """The check, and the titles of the body sections that cite no user material."""
+) -> tuple[CheckResult, list[str], list[str]]:
+    """The check, the titles of the body sections that cite no user material, and the
+    names of the user's files the run saw (for the revision's instructions)."""
     if not c.refers_to_user_material:
-        return CheckResult(
-            "user_material",
-            None,
-            "not asked",
-            None,
-            ["the request does not refer to material of its own"],
-            "warning",
-        ), []
+        return (
+            CheckResult(
+                "user_material",
+                None,
+                "not asked",
+                None,
+                ["the request does not refer to material of its own"],
+                "warning",
+            ),
+            [],
+            [],
+        )
     if resolve is None:
-        return CheckResult(
-            "user_material", None, "not checked", None, ["no evidence to check against"]
-        ), []
+        return (
+            CheckResult(
+                "user_material", None, "not checked", None, ["no evidence to check against"]
+            ),
+            [],
+            [],
+        )
     pool = [ev for i in sorted(seen_ids or set()) if (ev := resolve(i)) is not None]
     pool += [ev for cite in cites for ev in cite.evidence]
     user = [ev for ev in pool if ev.source.is_user_material]
     named = ", ".join(c.material_kinds) or "its material"
     if not user:
-        return CheckResult(
-            "user_material",
-            None,
-            "no user material in this run",
-            None,
-            [f"the request builds on the user's {named}, but the run saw none of it"],
-            "warning",
-        ), []
+        return (
+            CheckResult(
+                "user_material",
+                None,
+                "no user material in this run",
+                None,
+                [f"the request builds on the user's {named}, but the run saw none of it"],
+                "warning",
+            ),
+            [],
+            [],
+        )
     details = []
     have = {MATERIAL_KIND.get(ev.source.kind, ev.source.kind) for ev in user}
     absent = [k for k in c.material_kinds if k not in have and k != "document"]
@@ -144,10 +157,14 @@ def check_user_material(
     if absent:
         details.append(f"the request names {', '.join(absent)}; the run saw none (not a failure)")
     files = sorted({ev.source.display_name for ev in user})
-    return CheckResult(
-        "user_material",
-        not failing,
-        f"{len(units) - len(failing)}/{len(units)} sections cite the user's files",
-        f"every section cites the user's files ({', '.join(files[:5])})",
-        details,
-    ), [u.title for u in failing]
+    return (
+        CheckResult(
+            "user_material",
+            not failing,
+            f"{len(units) - len(failing)}/{len(units)} sections cite the user's files",
+            f"every section cites the user's files ({', '.join(files[:5])})",
+            details,
+        ),
+        [u.title for u in failing],
+        files,
+    )

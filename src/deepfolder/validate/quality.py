@@ -18,7 +18,7 @@ import re
 from deepfolder.validate.constraints import RequestConstraints
 from deepfolder.validate.document import HEADING, Heading, is_html, lines_outside_fences
 from deepfolder.validate.placeholders import template_text
-from deepfolder.validate.repetition import repeated_sentences, report_sentences
+from deepfolder.validate.repetition import remove_sentences, repeated_sentences, report_sentences
 from deepfolder.validate.result import CheckResult
 
 _TABLE_ROW = re.compile(r"^\s*\|.*\|\s*$")
@@ -41,24 +41,26 @@ def check_repetition(markdown: str, skip_lines: set[int]) -> CheckResult:
 
 
 def check_placeholder_text(markdown: str, skip_lines: set[int]) -> CheckResult:
-    found: list[str] = []
+    found: list[tuple[int, str]] = []
     for i, line in lines_outside_fences(markdown):
         m = HEADING.match(line)
         if m and i not in skip_lines:
             hit = template_text(m.group(2))
             if hit:
-                found.append(f"line {i + 1} (heading): {hit[0]} '{hit[1]}' in '{m.group(2)[:50]}'")
+                found.append(
+                    (i, f"line {i + 1} (heading): {hit[0]} '{hit[1]}' in '{m.group(2)[:50]}'")
+                )
     for s in report_sentences(markdown, skip_lines):
         hit = template_text(s.text)
         if hit:
-            found.append(f"line {s.line + 1}: {hit[0]} '{hit[1]}' in '{s.text[:50]}'")
-    found.sort(key=lambda d: int(d.split()[1]))
+            found.append((s.line, f"line {s.line + 1}: {hit[0]} '{hit[1]}' in '{s.text[:50]}'"))
+    details = [d for _, d in sorted(found, key=lambda f: f[0])]
     return CheckResult(
         "placeholder_text",
         not found,
         f"{len(found)} template sentences",
         "no template or placeholder text stated as content",
-        found[:20],
+        details[:20],
     )
 
 
@@ -120,3 +122,14 @@ def check_request_shape(
         expected or "a report",
         details if reasons else [],
     )
+
+
+def remove_template_sentences(
+    markdown: str, skip_lines: set[int] | None = None
+) -> tuple[str, list[str]]:
+    """Delete every prose sentence that holds template text (``作者为xxx``, ``仅用于示例
+    演示``) with its citations. Returns (text, the sentences removed)."""
+    doomed = [s for s in report_sentences(markdown, skip_lines) if template_text(s.text)]
+    if not doomed:
+        return markdown, []
+    return remove_sentences(markdown, doomed), [s.text for s in doomed]

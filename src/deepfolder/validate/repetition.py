@@ -127,9 +127,13 @@ def remove_sentences(markdown: str, doomed: list[ReportSentence]) -> str:
     for s in sorted(doomed, key=lambda x: x.start, reverse=True):
         start = s.start
         # take the space that separated an English sentence from the one before it
-        while start > 0 and text[start - 1] in " \t" and s.end < len(text):
+        end = s.end
+        while start > 0 and text[start - 1] in " \t":
             start -= 1
-        text = text[:start] + text[s.end :]
+        if start == 0 or text[start - 1] == "\n":  # first on its line: the gap after it goes
+            while end < len(text) and text[end] in " \t":
+                end += 1
+        text = text[:start] + text[end:]
     emptied = {s.line for s in doomed}
     old_lines = markdown.splitlines(keepends=True)
     new_lines = text.splitlines(keepends=True)
