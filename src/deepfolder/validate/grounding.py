@@ -79,6 +79,7 @@ def body_sections(
         if not in_refs and (s.level == top if top is not None else k == 0):
             units.append(BodySection(s.title or "(the report)", starts[k], total))
     lines = markdown.splitlines(keepends=True)
+    cite_lines = [(markdown.count("\n", 0, c.start), c) for c in cites if c.kind != "reference"]
     for u in units:
         body = "".join(
             line
@@ -86,9 +87,8 @@ def body_sections(
             if n not in skip_lines
         )
         u.size = count_length(body, unit)
-        for c in cites:
-            line = markdown.count("\n", 0, c.start)
-            if c.kind != "reference" and u.first_line <= line < u.end_line:
+        for line, c in cite_lines:
+            if u.first_line <= line < u.end_line:
                 u.evidence.extend(c.evidence)
     return units
 

@@ -77,6 +77,7 @@ class SupportVerdict:
             "reason": self.reason,
             "method": self.method,
             "missing_numbers": self.missing_numbers,
+            "template": self.template,
             "evidence_text": self.evidence_text,
         }
 
