@@ -91,3 +91,13 @@ def test_body_sections_group_subsections_and_skip_references(evidence, by_id) ->
     ]
     assert [len(u.evidence) for u in units] == [2, 0]
     assert units[0].cites_user_material and not units[1].cites_user_material
+
+
+def test_a_report_of_h1_sections(evidence, by_id, seen) -> None:
+    text = good_report(evidence).replace("## （", "# （")
+    vid = evidence["video"].id
+    _, check = _check(text, by_id, seen)
+    assert check.passed is True and check.measured == "3/3 sections cite the user's files"
+    text = text.replace(f"主播若存在虚假宣传，可能被认定为广告发布者并承担法律责任[{vid}]。", "")
+    _, check = _check(text, by_id, seen)
+    assert check.failed and "'（3）案例分析'" in check.details[0]

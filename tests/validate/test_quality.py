@@ -224,3 +224,15 @@ def test_deepfolder_check_says_failed_and_exits_non_zero(tmp_path) -> None:
     out = buf.getvalue()
     assert "request_shape" in out and "the report does not follow the request's shape" in out
     assert "validation FAILED" in out and "request_shape" in out.splitlines()[-2]
+
+
+def test_editorial_notes_in_parentheses_may_recur() -> None:
+    note = "（未在资料中检索到本节的相关证据。）"
+    md = f"# R\n\n## 一\n\n{note}\n\n## 二\n\n{note}\n"
+    assert repeated_sentences(md) == []
+
+
+def test_numbered_items_in_parentheses_are_compared() -> None:
+    item = "（1）平台接到权利人的通知后应当及时采取删除、屏蔽等必要措施。"
+    md = f"# R\n\n## 一\n\n{item}\n\n## 二\n\n{item}\n"
+    assert len(repeated_sentences(md)) == 1

@@ -66,10 +66,12 @@ def body_sections(
         starts.append(at)
         at += s.text.count("\n") + (0 if s.text.endswith("\n") else 1)
     total = at
-    levels = [
-        s.level for k, s in enumerate(sections) if s.level >= 2 and starts[k] not in skip_lines
-    ]
-    top = min(levels) if levels else None
+    levels = [s.level for k, s in enumerate(sections) if s.level and starts[k] not in skip_lines]
+    below_title = [lv for lv in levels if lv >= 2]
+    # sections are the headings below the title; a report that writes every section as
+    # an H1 has no title heading of its own, and its H1s are its sections (a title H1
+    # among them has no body and falls below the size every check asks of a section)
+    top = min(below_title) if below_title else (1 if levels.count(1) >= 2 else None)
     units: list[BodySection] = []
     for k, s in enumerate(sections):
         in_refs = starts[k] in skip_lines

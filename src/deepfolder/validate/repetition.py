@@ -45,6 +45,10 @@ class ReportSentence:
 
     @property
     def substantial(self) -> bool:
+        """Long enough to say something, and not an editorial note in parentheses (the
+        pipeline's "（未在资料中检索到本节的相关证据。）" may stand in several sections)."""
+        if re.fullmatch(r"[（(][^）)]*(?:[）)][。.]?)?", self.text):
+            return False  # (the full stop inside the note splits off its closing paren)
         return (
             len(CJK_CHAR.findall(self.text)) >= MIN_CJK
             or len(LATIN_WORD.findall(self.text)) >= MIN_WORDS
