@@ -98,3 +98,41 @@ def test_pipeline_revisor_expands_with_the_writer(tmp_path) -> None:  # type: ig
         out = revisor.rewrite_section(section, [expand])
     assert "69%" in out
     assert any("expand this section by ~150 字" in p for p in prompts)
+
+
+def test_agent_revisor_shows_the_users_files_first(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from deepfolder.records import Evidence, Locator, Segment, Source
+    from deepfolder.validate.document import Section
+
+    def evidence(source: Source, n: int) -> Evidence:
+        return Evidence(
+            Segment.create(source.id, f"{source.id} 第{n}段内容", Locator(chunk=n)), source
+        )
+
+    pdf = Source(id="slides.pdf", path="slides.pdf", kind="pdf")
+    web = Source(id="long_context.json#1", path="long_context.json", kind="article", article=1)
+    own = [evidence(pdf, n) for n in range(3)]
+    articles = [evidence(web, n) for n in range(40)]
+    prompts: list[str] = []
+
+    def writer(messages, tools):  # type: ignore[no-untyped-def]
+        prompts.append(messages[-1]["content"])
+        return f"改写后的内容[{own[0].id}]。"
+
+    section = Section(1, 2, "（1）背景", "## （1）背景\n\n网页上说的内容。\n\n")
+    ask_own = RevisionInstruction(
+        "rewrite_section", "cite the user's files", 1, "（1）背景", check="user_material"
+    )
+    with _revisor(tmp_path, writer) as (revisor, _):
+        revisor.policy = "agent"
+        for ev in [*own, *articles]:  # the user's files were read first, long ago
+            revisor.state.ctx.seen[ev.id] = ev
+        revisor.rewrite_section(
+            section, [RevisionInstruction("rewrite_section", "x", 1, "（1）背景")]
+        )
+        revisor.rewrite_section(section, [ask_own])
+    plain, grounded = prompts
+    assert not any(ev.id in plain for ev in own)  # the 30 most recent only
+    assert all(ev.id in grounded for ev in own)
+    assert grounded.index(own[0].id) < grounded.index(articles[-1].id)
+    assert sum(grounded.count(f"[{ev.id}]") for ev in articles) == 27

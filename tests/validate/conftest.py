@@ -9,7 +9,16 @@ import pytest
 
 from deepfolder.records import Evidence, Locator, Segment, Source
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+_REPO = Path(__file__).resolve().parents[2]
+# ../shared/data beside the checkout; a worktree one folder deeper finds it one level up
+DATA = next(
+    (
+        p
+        for p in (_REPO.parent / "shared" / "data", _REPO.parents[1] / "shared" / "data")
+        if p.is_dir()
+    ),
+    _REPO.parent / "shared" / "data",
+)
 QUERIES = DATA / "cases" / "query.jsonl"
 
 

@@ -151,3 +151,95 @@ def test_real_requests() -> None:
     ]
     assert (c009.length.min, c009.length.max) == (2000, 3000)  # type: ignore[union-attr]
     assert (c009.format, c009.wants_figures, c009.language) == ("markdown", True, "zh")
+
+
+@pytest.mark.parametrize(
+    ("request_text", "kinds"),
+    [
+        ("请结合我提供的论文及相关视频，撰写一篇读书报告", ["paper", "video"]),
+        ("Summarise the attached report in 500 words.", ["document"]),
+        ("基于提供的学生数据集，分析压力因素", ["data"]),
+        ("请你基于我提供的 PPT 内容写一份报告", ["slides"]),
+        ("根据提供的Excel数据撰写分析", ["data"]),
+        ("根据提供的Excel数据和数据说明文档，撰写报告", ["data", "document"]),
+        ("请根据我上传的录音整理会议纪要", ["audio"]),
+        ("Using the dataset I uploaded, describe the trends.", ["data"]),
+        ("Write a review of this paper and the provided slides.", ["paper", "slides"]),
+        ("根据所附材料写一篇综述", []),
+    ],
+)
+def test_requests_that_build_on_the_users_material(request_text: str, kinds: list[str]) -> None:
+    c = parse_request(request_text)
+    assert c.refers_to_user_material, request_text
+    assert c.material_kinds == kinds
+
+
+@pytest.mark.parametrize(
+    "request_text",
+    [
+        "结合公开资料，撰写一篇关于直播电商的报告",
+        "参考公开可查的权威数据集进行分析，撰写报告",
+        "平台所提供的服务存在哪些合规风险？请写一篇分析",
+        "国家统计局提供的数据显示零售额增长，请分析原因",
+        "In this report, discuss the causes of inflation using public data.",
+        "Given the data on GDP, write a short essay.",
+        "撰写一篇《新冠疫情监测报告》，字数800字",
+    ],
+)
+def test_public_sources_are_not_the_users_material(request_text: str) -> None:
+    c = parse_request(request_text)
+    assert not c.refers_to_user_material, request_text
+    assert c.material_kinds == []
+
+
+@pytest.mark.parametrize(
+    ("request_text", "name"),
+    [
+        ("请阅读这篇综述，整理一份各论文Benchmark信息汇总表", "各论文Benchmark信息汇总表"),
+        (
+            "包含以下章节：（1）引言；（2）各论文Benchmark信息汇总表；（3）结论",
+            "各论文Benchmark信息汇总表",
+        ),
+        ("报告末尾附上“主要模型对比表”", "主要模型对比表"),
+        ("请以表格形式对比三种方法的优缺点", None),
+        ("制作一张对比表，列出各方法的参数量", "对比表"),
+        ("Write an overview and include a summary table of the benchmarks.", "summary table"),
+        ("Present the results in a table.", None),
+    ],
+)
+def test_requests_for_a_table(request_text: str, name: str | None) -> None:
+    c = parse_request(request_text)
+    assert c.wants_table, request_text
+    assert c.table_name == name
+
+
+@pytest.mark.parametrize(
+    "request_text",
+    [
+        "报告需图文并茂，图表结合，绘制统计图表",
+        "不要使用表格，请以表格之外的段落形式写作",
+        "附上参考文献列表，并说明发表年份和代表人物",
+        "根据提供的Excel数据表进行分析",
+        "Write a report with a table of contents and an introduction.",
+        "Do not use tables.",
+    ],
+)
+def test_no_table_is_asked_for(request_text: str) -> None:
+    c = parse_request(request_text)
+    assert not c.wants_table, request_text
+    assert c.table_name is None
+
+
+@pytest.mark.data
+@pytest.mark.skipif(not QUERIES.exists(), reason="../shared/data is absent")
+def test_real_requests_build_on_the_users_material() -> None:
+    q = real_queries()
+    found = {
+        task: (c.refers_to_user_material, c.material_kinds, c.wants_table)
+        for task, c in ((t, parse_request(q[t])) for t in ("002", "008", "009"))
+    }
+    assert found == {
+        "002": (True, ["slides"], False),  # 基于我提供的 PPT 内容
+        "008": (True, ["data"], False),  # 基于提供的两份Excel材料; 图表结合 is charts
+        "009": (True, ["data", "document"], False),  # 提供的Excel数据和数据说明文档
+    }

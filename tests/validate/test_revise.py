@@ -185,3 +185,132 @@ def test_split_and_join_round_trip() -> None:
     sections = split_sections(text)
     assert [s.title for s in sections] == ["", "标题", "一", "二"]
     assert join_sections(sections) == text
+
+
+def _never_called(*_args) -> str:
+    raise AssertionError("a code fix must not call the writer")
+
+
+def _validator(by_id, seen, request: str = REQUEST):
+    constraints = parse_request(request)
+
+    def validate(text: str):
+        return validate_report(text, constraints, resolve=by_id.get, seen_ids=seen)
+
+    return constraints, validate
+
+
+def test_repeats_and_template_text_are_deleted_in_code(evidence, by_id, seen) -> None:
+    from .reports import good_report
+
+    p5 = evidence["pdf5"].id
+    text = good_report(evidence).replace(
+        "## （3）案例分析\n\n",
+        f"## （3）案例分析\n\n2023年，我国直播电商的交易规模达4.9万亿元，同比增长35%[{p5}]。"
+        f"本报告中的数据仅用于示例演示[{p5}]。",
+    )
+    constraints, validate = _validator(by_id, seen)
+    first = validate(text)
+    assert {c.name for c in first.checks if c.failed} >= {"repetition", "placeholder_text"}
+    assert not [
+        i for i in revision_instructions(first, text, constraints) if "示例" in i.message
+    ]  # no instruction: nothing for a writer to do
+    final, reports = revise_until_valid(
+        text,
+        constraints,
+        rewrite_section=_never_called,
+        add_section=_never_called,
+        validate=validate,
+        max_rounds=2,
+        resolve=by_id.get,
+        seen_ids=seen,
+    )
+    assert final == good_report(evidence)
+    assert reports[-1].passed, reports[-1].failures
+    notes = " ".join(reports[0].notes)
+    assert "repetition: deleted in code" in notes and "placeholder_text: deleted in code" in notes
+
+
+def test_code_fixes_also_run_when_no_round_is_left(evidence, by_id, seen) -> None:
+    from .reports import good_report
+
+    text = good_report(evidence).replace("行业快速扩张的同时", "汇报人：xxx。行业快速扩张的同时")
+    constraints, validate = _validator(by_id, seen)
+    final, reports = revise_until_valid(
+        text,
+        constraints,
+        rewrite_section=_never_called,
+        add_section=_never_called,
+        validate=validate,
+        max_rounds=0,
+        resolve=by_id.get,
+        seen_ids=seen,
+    )
+    assert final == good_report(evidence)
+    assert [r.passed for r in reports] == [False, True]
+
+
+def test_sections_without_the_users_files_are_sent_back(evidence, by_id, seen) -> None:
+    from .reports import good_report
+
+    vid = evidence["video"].id
+    text = good_report(evidence).replace(
+        f"主播若存在虚假宣传，可能被认定为广告发布者并承担法律责任[{vid}]。", ""
+    )
+    request = REQUEST.replace("请撰写", "请基于我提供的PDF和讲座视频，撰写")
+    constraints, validate = _validator(by_id, seen, request)
+    [instruction] = revision_instructions(validate(text), text, constraints)
+    assert (instruction.kind, instruction.section_title) == ("rewrite_section", "（3）案例分析")
+    assert instruction.message.startswith("this section cites none of the user's own files (")
+    assert "lecture.mp4" in instruction.message and "直播电商高质量发展.pdf" in instruction.message
+
+
+def test_a_missing_table_is_asked_for(evidence, by_id, seen) -> None:
+    from .reports import good_report
+
+    request = REQUEST.replace("全文字数", "并在案例分析中附一张平台责任对比表。全文字数")
+    constraints, validate = _validator(by_id, seen, request)
+    text = good_report(evidence)
+    [instruction] = revision_instructions(validate(text), text, constraints)
+    assert instruction.kind == "rewrite_section"
+    assert instruction.message.startswith(
+        "add the table the request asks for ('平台责任对比表') as a Markdown table"
+    )
+    # a table that is itself a required section goes with the instruction to add it
+    listed = REQUEST.replace("（4）参考资料", "（4）平台责任对比表；（5）参考资料")
+    constraints, validate = _validator(by_id, seen, listed)
+    instructions = revision_instructions(validate(text), text, constraints)
+    [add] = [i for i in instructions if i.kind == "add_section"]
+    assert add.message.startswith(
+        "section （4）平台责任对比表 missing: add it after （3）案例分析; "
+    )
+    assert "as a Markdown table" in add.message
+    assert not [i for i in instructions if i.kind == "rewrite_section" and "table" in i.message]
+
+
+def test_a_report_that_ignores_the_request_starts_over(by_id, seen) -> None:
+    constraints, validate = _validator(by_id, seen)
+    instructions = revision_instructions(validate("HACKED"), "HACKED", constraints)
+    [shape] = [i for i in instructions if "shape" in i.message]
+    assert shape.kind == "global"
+    assert (
+        "write the report the request asks for (sections （1）引言, （2）法律框架" in shape.message
+    )
+    assert "length 150–400 字" in shape.message
+    assert len([i for i in instructions if i.kind == "add_section"]) == 4
+
+
+def test_a_short_unsupported_claim_cited_before_its_full_stop_is_found(
+    evidence, by_id, seen
+) -> None:
+    from .reports import good_report
+
+    text = good_report(evidence).replace(
+        "## （3）案例分析\n\n",
+        f"## （3）案例分析\n\n超过六成消费者遇到虚假宣传[{evidence['sheet'].id}]。",
+    )
+    constraints, validate = _validator(by_id, seen)
+    [instruction] = [
+        i for i in revision_instructions(validate(text), text, constraints) if "六成" in i.message
+    ]
+    assert (instruction.kind, instruction.section_title) == ("rewrite_section", "（3）案例分析")

@@ -116,3 +116,65 @@ def test_citation_after_full_stop_belongs_to_previous_sentence() -> None:
     assert text[s:e] == "第一句说了事实。"
     s, e = claim_for(text, text.index("[E5678ef01]"), spans)
     assert text[s:e].startswith("[E1234abcd]第二句另有内容")
+
+
+def test_placeholder_text_is_never_supported() -> None:
+    # the seed run wrote a template line as the paper's author; it overlaps its source
+    # word for word, so lexical overlap alone called it supported
+    source = "基于深度学习的图像分割方法综述 作者为xxx20xx-07-16 汇报人：xxx"
+    v = _verdict("该论文作者为xxx20xx-07-16。", source)
+    assert v.verdict == "unsupported"
+    assert v.reason.startswith("placeholder text in the source ('xxx')")
+    assert v.template == "xxx"
+    own = _verdict("本文的汇报人为[姓名]。", "本文介绍图像分割的主要方法。")
+    assert own.verdict == "unsupported" and "placeholder text in the claim" in own.reason
+
+
+def test_filler_is_not_supported_by_word_overlap() -> None:
+    v = _verdict("本报告中的数据仅用于示例演示。", "注：本报告中的数据仅用于示例演示。")
+    assert v.verdict == "unsupported"
+    assert "filler with no factual content" in v.reason
+    english = _verdict(
+        "These figures are for illustration purposes only.",
+        "Note: these figures are for illustration purposes only.",
+    )
+    assert english.verdict == "unsupported"
+
+
+def test_template_sentences_of_the_evidence_lend_no_words() -> None:
+    evidence = (
+        "单击此处添加文本，介绍直播带货平台的主要责任和义务。"
+        "2023年我国直播电商交易规模达4.9万亿元。"
+    )
+    claim = "直播带货平台承担主要的责任和义务。"
+    assert lexical_score(claim, evidence) >= DEFAULTS.support_threshold  # the old scoring
+    assert _verdict(claim, evidence).verdict == "unsupported"
+    # a real fact next to the template line is still supported
+    assert _verdict("2023年我国直播电商交易规模达4.9万亿元。", evidence).verdict == "supported"
+
+
+def test_the_model_judge_is_not_asked_about_template_text(evidence, by_id, seen) -> None:
+    from deepfolder.settings import Settings
+    from deepfolder.validate.checks import validate_report
+    from deepfolder.validate.constraints import parse_request
+
+    from .reports import REQUEST, good_report
+
+    text = good_report(evidence).replace(
+        "行业快速扩张的同时",
+        f"本报告中的数据仅用于示例演示[{evidence['pdf5'].id}]。行业快速扩张的同时",
+    )
+    judge = _Judge(json.dumps({"verdict": "supported", "reason": "the evidence says it"}))
+    settings = Settings.model_validate({"validate": {"support_judge": "model"}})
+    report = validate_report(
+        text,
+        parse_request(REQUEST),
+        resolve=by_id.get,
+        seen_ids=seen,
+        judge=judge,
+        settings=settings,
+    )
+    [filler] = [v for v in report.verdicts if "示例演示" in v.sentence]
+    assert (filler.verdict, filler.method) == ("unsupported", "local")
+    assert all("示例演示" not in p for p in judge.prompts)
+    assert len(judge.prompts) == len(report.verdicts) - 1

@@ -195,7 +195,8 @@ class Revisor:
             target = SectionPlan(plan.label, plan.title, budget, plan.kind)
             draft = self._drain(write_section(self.state, target, notes=notes, extra_evidence=2))
             return draft.text
-        return self._model_rewrite(section.heading_line, section.body, notes)
+        own = any(i.check == "user_material" for i in instructions)
+        return self._model_rewrite(section.heading_line, section.body, notes, own)
 
     def add_section(
         self, required: RequiredSection, instructions: list[RevisionInstruction]
@@ -216,8 +217,21 @@ class Revisor:
             except StopIteration as stop:
                 return stop.value
 
-    def _model_rewrite(self, heading: str, body: str, instructions: list[str]) -> str:
-        seen = list(self.state.ctx.seen.values())[-30:]
+    def _evidence_for_rewrite(self, own_first: bool) -> list[Evidence]:
+        """The evidence a rewrite may cite: the 30 most recently seen; when the section
+        must draw on the user's own files (the validator's ``user_material`` check, or a
+        request that builds on them), those files' evidence first."""
+        seen = list(self.state.ctx.seen.values())
+        if not (own_first or self.state.constraints.refers_to_user_material):
+            return seen[-30:]
+        own = [e for e in seen if e.source.is_user_material]
+        other = [e for e in seen if not e.source.is_user_material]
+        return own[-20:] + other[-(30 - len(own[-20:])) :]
+
+    def _model_rewrite(
+        self, heading: str, body: str, instructions: list[str], own_first: bool = False
+    ) -> str:
+        seen = self._evidence_for_rewrite(own_first)
         evidence = "\n".join(
             f"[{e.id}] {e.citation_label(self.language)}: {' '.join(e.segment.text.split())[:300]}"
             for e in seen

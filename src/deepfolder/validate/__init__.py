@@ -5,6 +5,11 @@
 - :mod:`.length` counts 字 / words by the documented rule;
 - :mod:`.citations` finds and resolves citations (ids, rendered links, free form);
 - :mod:`.support` judges whether cited evidence supports each cited sentence;
+- :mod:`.placeholders` knows template text (``xxx``, ``20xx``, ``仅用于示例演示``), which is
+  never a fact; :mod:`.repetition` finds and deletes sentences said twice;
+- :mod:`.grounding` checks that each section cites the user's own files when the request
+  builds on them; :mod:`.quality` holds the repetition, template-text, table and
+  request-shape checks;
 - :mod:`.checks` runs everything → :class:`ValidationReport` (``validation.json``);
 - :mod:`.revise` turns failures into per-section instructions and runs the bounded loop;
 - :mod:`.command` is ``deepfolder check RUN_DIR``.
@@ -20,6 +25,8 @@ from deepfolder.validate.constraints import (
     parse_request,
 )
 from deepfolder.validate.length import count_length
+from deepfolder.validate.quality import remove_template_sentences
+from deepfolder.validate.repetition import remove_repeated_sentences
 from deepfolder.validate.revise import (
     RevisionInstruction,
     revise_until_valid,
@@ -36,6 +43,8 @@ __all__ = [
     "ValidationReport",
     "count_length",
     "parse_request",
+    "remove_repeated_sentences",
+    "remove_template_sentences",
     "revise_until_valid",
     "revision_instructions",
     "strip_unresolvable_citations",

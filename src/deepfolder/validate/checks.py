@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from deepfolder.llm.base import ChatModel
 from deepfolder.records import Evidence
@@ -33,8 +33,16 @@ from deepfolder.validate.document import (
     reference_section_lines,
     split_sections,
 )
+from deepfolder.validate.grounding import check_user_material
 from deepfolder.validate.length import count_length, count_units, countable_text
 from deepfolder.validate.numbers import STATISTIC
+from deepfolder.validate.quality import (
+    check_placeholder_text,
+    check_repetition,
+    check_request_shape,
+    check_table,
+)
+from deepfolder.validate.result import CheckResult
 from deepfolder.validate.support import (
     Embedder,
     SupportVerdict,
@@ -46,37 +54,6 @@ from deepfolder.validate.support import (
 )
 
 Resolver = Callable[[str], Evidence | None]
-
-
-@dataclass(slots=True)
-class CheckResult:
-    name: str
-    passed: bool | None
-    """None: the check could not be made (say why in ``details``)."""
-    measured: Any
-    expected: Any
-    details: list[str] = field(default_factory=list)
-    severity: Literal["error", "warning"] = "error"
-
-    @property
-    def failed(self) -> bool:
-        return self.passed is False and self.severity == "error"
-
-    def summary(self) -> str:
-        head = f"{self.name}: {self.measured}"
-        if self.expected not in (None, ""):
-            head += f" (expected {self.expected})"
-        return head + (f" — {'; '.join(self.details[:3])}" if self.details else "")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "passed": self.passed,
-            "severity": self.severity,
-            "measured": self.measured,
-            "expected": self.expected,
-            "details": self.details,
-        }
 
 
 @dataclass(slots=True)
@@ -113,6 +90,11 @@ class ValidationReport:
     sections: list[SectionMatch] = field(default_factory=list)
     section_lengths: list[tuple[str, int]] = field(default_factory=list)
     round: int = 0
+    ungrounded_sections: list[str] = field(default_factory=list)
+    """Titles of the body sections that cite none of the user's files (when the request
+    builds on them; see :mod:`.grounding`)."""
+    user_files: list[str] = field(default_factory=list)
+    """Names of the user's files the run saw, when the request builds on them."""
     notes: list[str] = field(default_factory=list)
     """What the revision did around this validation (stripped citations, failures)."""
 
@@ -144,6 +126,7 @@ class ValidationReport:
             "support": [v.to_dict() for v in self.verdicts],
             "uncited_paragraphs": [u.to_dict() for u in self.uncited],
             "section_lengths": [{"section": t, "length": n} for t, n in self.section_lengths],
+            "ungrounded_sections": self.ungrounded_sections,
             "notes": self.notes,
         }
 
@@ -438,7 +421,8 @@ def _support(
             weak_threshold=vs.weak_threshold,
             embed=embed,
         )
-        if use_judge and judge is not None and k < vs.max_judge_calls:
+        # template text is unsupported whatever a judge says (see .placeholders)
+        if use_judge and judge is not None and k < vs.max_judge_calls and not verdict.template:
             verdict = model_verdict(judge, claim, evidence, verdict)
         verdicts.append(verdict)
     return verdicts
@@ -520,9 +504,36 @@ def validate_report(
         ),
     ]
     unit = constraints.length.unit if constraints.length else ("words" if lang == "en" else "字")
+    grounding, ungrounded, user_files = check_user_material(
+        markdown, constraints, cites, resolve, seen_ids, skip, unit
+    )
+    missing = sum(1 for m in matches if m.heading is None and not m.required.is_title)
+    checks += [
+        check_request_shape(
+            constraints, count_length(report, unit, ref_title), unit, heads, missing
+        ),
+        grounding,
+        check_repetition(markdown, skip),
+        check_placeholder_text(markdown, skip),
+    ]
+    table = check_table(report, markdown, constraints)
+    if table is not None:
+        checks.append(table)
     lengths = [
         (s.title, count_length(s.text, unit, ref_title))
         for s in split_sections(markdown)
         if s.level and not FENCE.match(s.text)
     ]
-    return ValidationReport(checks, constraints, lang, cites, verdicts, uncited, matches, lengths)
+    return ValidationReport(
+        checks,
+        constraints,
+        lang,
+        cites,
+        verdicts,
+        uncited,
+        matches,
+        lengths,
+        0,
+        ungrounded,
+        user_files,
+    )

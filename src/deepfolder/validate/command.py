@@ -150,5 +150,10 @@ def print_validation_table(
             escape(details),
         )
     console.print(table)
-    verdict = "[green]passed[/green]" if report.passed else "[red]failed[/red]"
-    console.print(f"validation {verdict}: {len(report.failures)} failing check(s)")
+    if report.passed:
+        console.print("validation [green]passed[/green]: 0 failing check(s)")
+        return
+    names = ", ".join(c.name for c in report.checks if c.failed)
+    console.print(
+        f"validation [bold red]FAILED[/bold red]: {len(report.failures)} failing check(s) ({names})"
+    )

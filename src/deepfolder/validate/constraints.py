@@ -118,6 +118,17 @@ class RequestConstraints:
     """Title of a required reference section (``参考资料``), when the request asks for one."""
     title: str | None = None
     """The report title the request names in ``《…》``, if any."""
+    refers_to_user_material: bool = False
+    """The request builds on material the user provides (``我提供的论文``, ``the attached
+    report``, ``根据提供的Excel数据``): the user's files are the report's primary sources."""
+    material_kinds: list[str] = field(default_factory=list)
+    """What kinds of material the request says it provides, in the order named:
+    ``paper``, ``video``, ``slides``, ``data``, ``document``, ``audio``, ``image``."""
+    wants_table: bool = False
+    """The request asks for a table in the report (``各论文Benchmark信息汇总表``,
+    ``以表格形式对比``, ``include a summary table``)."""
+    table_name: str | None = None
+    """The table's name when the request gives one (``各论文Benchmark信息汇总表``)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -346,8 +357,140 @@ def detect_language(request: str) -> Literal["zh", "en"]:
     return "zh" if cjk_ratio(request) >= 0.3 else "en"
 
 
+# --- the user's material, tables -------------------------------------------------------
+
+_MATERIAL_KINDS: list[tuple[str, str]] = [
+    ("paper", r"论文|文献|papers?|pdfs?"),
+    ("video", r"视频|录像|影片|录屏|videos?"),
+    ("slides", r"pptx?|幻灯片|演示文稿|课件|slides?|slide\s+deck|decks?|presentations?"),
+    (
+        "data",
+        r"数据集|数据|excel|xlsx|csv|表格|统计表|spreadsheets?|datasets?|data|sheets?|"
+        r"workbooks?",
+    ),
+    ("document", r"文档|报告|说明书|说明|word|docx|documents?|reports?|manuals?|notes"),
+    ("audio", r"音频|录音|播客|audio|podcasts?|recordings?"),
+    ("image", r"图片|图像|照片|截图|images?|photos?|pictures?|screenshots?"),
+]
+_GENERIC_MATERIAL = r"材料|资料|文件|内容|信息|附件|files?|materials?|sources|attachments?"
+
+
+def _bounded(nouns: str) -> str:
+    """Latin nouns must stand alone (``data`` inside ``database`` is not one); the
+    boundary is Latin letters only, so ``Excel数据`` still names Excel."""
+    return "|".join(
+        rf"(?<![a-z]){n}(?![a-z])" if re.match(r"[a-z]", n, re.IGNORECASE) else n
+        for n in nouns.split("|")
+    )
+
+
+_MATERIAL_NOUN = re.compile(
+    "|".join(
+        f"(?P<{kind}>{_bounded(nouns)})"
+        for kind, nouns in [*_MATERIAL_KINDS, ("generic", _GENERIC_MATERIAL)]
+    ),
+    re.IGNORECASE,
+)
+_ZH_REFERENCE = re.compile(
+    # "基于我提供的 PPT", "根据提供的Excel数据", "我上传的论文": 提供的 needs a speaker or a
+    # framing verb before it, so "平台提供的服务" or "国家统计局提供的数据" is not the user's
+    r"(?:我们?|您|你|用户|已|上述|以下|下面|前面|上面|基于|根据|依据|结合|利用|使用|参考|"
+    r"阅读|分析|对|就|从|按照|围绕|以|据|请|将|把|这些|这份|这篇)\s*所?\s*"
+    r"(?:提供|上传|附上|附带|给出|给定|发送|提交|准备|整理)(?:了|好)?的"
+    r"|(?:我|我们)(?:发|传)?给(?:你|您)的"
+    r"|随附的?|所附的?|附件(?:中|里)?的?|文件夹(?:中|里|内)的?"
+    r"|(?:这|该|此)(?:篇|份|个|段|组|套|部)?(?=论文|视频|PPT|ppt|幻灯片|课件|数据集|录音|音频|"
+    r"演示文稿|Excel|表格|文档)"
+)
+_EN_REFERENCE = re.compile(
+    r"\b(?:attached|provided|uploaded|enclosed|supplied|accompanying|shared|(?<=the\s)given)\s+"
+    r"|\b(?:my|our|this|these|the\s+following)\s+(?=(?:[\w-]+\s+){0,2}?(?:papers?|videos?|"
+    r"slides|deck|data|dataset|spreadsheet|files|documents|recording|notes)\b)"
+    r"|\b(?:in|from)\s+(?:the|this|my)\s+folder\b",
+    re.IGNORECASE,
+)
+# the noun phrase after 提供的 ends at its head noun (…内容, …材料) or where the
+# sentence goes on (撰写, 进行, 中…): "基于我提供的 PPT 内容写报告" names slides, not a report
+_ZH_PHRASE_END = re.compile(
+    r"(?<=内容|材料|资料|文件|信息)|中|里|撰写|写|进行|分析|完成|生成|制作|结合|并"
+)
+_EN_REFERENCE_AFTER = re.compile(
+    r"\b(?P<noun>[\w-]+)\s+(?:that\s+|which\s+)?(?:I|we)\s*(?:'ve|\s+have)?\s*"
+    r"(?:provided|uploaded|attached|shared|sent|gave\s+you|supplied|included)\b",
+    re.IGNORECASE,
+)
+
+
+def material_references(request: str) -> list[str] | None:
+    """The kinds of material the request says the user provides (``我提供的论文及相关视频``
+    → ``["paper", "video"]``; ``the attached report`` → ``["document"]``; ``根据提供的
+    材料`` → ``[]``), or None when it does not refer to material of its own (``结合公开资料``
+    and ``公开可查的权威数据集`` are public sources, not the user's)."""
+    windows: list[str] = []
+    for m in _ZH_REFERENCE.finditer(request):
+        window = _cut_at_top_level(request[m.end() : m.end() + 20], "，。；;,!?！？：:\n")
+        windows.append(_ZH_PHRASE_END.split(window, maxsplit=1)[0])
+    for m in _EN_REFERENCE.finditer(request):
+        windows.append(re.split(r"[,.;:!?\n]", request[m.end() : m.end() + 50])[0])
+    for m in _EN_REFERENCE_AFTER.finditer(request):
+        windows.append(m.group("noun"))
+    refers, kinds = False, []
+    for window in windows:
+        for noun in _MATERIAL_NOUN.finditer(window):
+            refers = True
+            kind = noun.lastgroup
+            if kind and kind != "generic" and kind not in kinds:
+                kinds.append(kind)
+    return kinds if refers else None
+
+
+_TABLE_VERB_ZH = re.compile(
+    r"制作|绘制|整理|给出|列出|生成|输出|形成|附上|包含|包括|编制|设计|汇总|列成|做成|做|画|"
+    r"提供|采用|使用|用|以|附|含"
+)
+_TABLE_NOUN_ZH = re.compile(r"(?<![图代发外仪列])表(格)?(?![达明现述示演面态彰率决])")
+_QUANTITY = re.compile(r"^(?:一|1|两|二|三|几|若干|多|以下|如下|出|成|为|了)*(?:张|份|个|组|幅)?")
+_TABLE_EN = re.compile(
+    r"\b(?:include|add|provide|give|make|create|produce|present|compile|build|prepare|"
+    r"draw\s+up|end\s+with|with|contain|containing|write|generate|draw)\s+(?:an?|one|two|\d+)\s+"
+    r"(?P<name>(?:[\w-]+\s+){0,4}?)tables?\b(?!\s+of\s+contents)"
+    r"|\b(?:in|as|into)\s+(?:an?\s+)?(?:[\w-]+\s+){0,2}?table\b(?!\s+of\s+contents)"
+    r"|\btabular\b|\btabulat",
+    re.IGNORECASE,
+)
+
+
+def table_request(request: str, sections: list[RequiredSection]) -> str | None:
+    """The table the request asks for: its name (``各论文Benchmark信息汇总表``), ``""``
+    when unnamed (``以表格形式``, ``in a table``), None when no table is asked for.
+    A required section named as a table counts; ``图表`` (charts), ``列表`` (a list),
+    ``表明``/``代表``/``发表`` do not, nor does a table the user *provides* (``提供的数据表``)."""
+    for section in sections:
+        if _TABLE_NOUN_ZH.search(section.title) or re.search(r"\btables?\b", section.title, re.I):
+            return section.title
+    named = re.search(r"[《“\"]([^》”\"]{2,40}表)[》”\"]", request)
+    if named:
+        return named.group(1)
+    for verb in _TABLE_VERB_ZH.finditer(request):
+        window = re.split(r"[，。；;,.!?！？：:\n（）()]", request[verb.end() : verb.end() + 26])[0]
+        if window.startswith("的"):
+            continue  # 提供的数据表 is the user's input, not the report's table
+        noun = _TABLE_NOUN_ZH.search(window)
+        if noun:
+            name = _QUANTITY.sub("", window[: noun.end()]).strip()
+            return "" if name in ("表", "表格") else name
+    m = _TABLE_EN.search(request)
+    if m:
+        name = (m.group("name") or "").strip()
+        return f"{name} table" if name else ""
+    return None
+
+
 def parse_request(request: str) -> RequestConstraints:
     sections = parse_sections(request)
+    kinds = material_references(request)
+    no_tables = _NO_TABLES.search(request) is not None
+    table = None if no_tables else table_request(request, sections)
     reference = next((s.title for s in sections if _REFERENCE_TITLE.search(s.title)), None)
     title = re.search(r"《([^》]{1,80})》", request)
     return RequestConstraints(
@@ -356,8 +499,12 @@ def parse_request(request: str) -> RequestConstraints:
         format="html" if _HTML.search(request) else "markdown",
         language=detect_language(request),
         no_bullets=_NO_BULLETS.search(request) is not None,
-        no_tables=_NO_TABLES.search(request) is not None,
+        no_tables=no_tables,
         wants_figures=_FIGURES.search(request) is not None,
         reference_section=reference,
         title=title.group(1) if title else None,
+        refers_to_user_material=kinds is not None,
+        material_kinds=kinds or [],
+        wants_table=table is not None,
+        table_name=table or None,
     )

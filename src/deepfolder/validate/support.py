@@ -10,6 +10,10 @@ Two judges, one verdict type (supported / weak / unsupported, with a score and a
   injected ``embed`` function the score becomes ``0.6 · lexical + 0.4 · rescaled cosine``.
   A number in the claim (``35%``, ``2,000``) that the evidence does not contain caps the
   verdict at *weak*: a changed figure is the commonest unsupported claim.
+  Template text (:mod:`.placeholders`: ``xxx``, ``20xx``, ``[姓名]``, demo disclaimers such
+  as ``仅用于示例演示``) is never a fact: a claim holding it is *unsupported* whatever the
+  overlap, and sentences of the evidence holding it are left out before scoring, so a
+  template line cannot lend its words to a claim.
   Thresholds: ``settings.validate.support_threshold`` / ``weak_threshold``, calibrated on
   the hand-made pairs in tests/validate/test_support.py (see docs/notes/validate.md).
 - **model**: a :class:`~deepfolder.llm.base.ChatModel` asked for JSON
@@ -30,6 +34,7 @@ import numpy as np
 from deepfolder.llm.base import ChatModel, ModelError
 from deepfolder.records import Evidence
 from deepfolder.validate.citations import remove_citations
+from deepfolder.validate.placeholders import template_text, without_template_sentences
 
 Verdict = Literal["supported", "weak", "unsupported"]
 Embedder = Callable[[list[str]], np.ndarray]
@@ -60,6 +65,8 @@ class SupportVerdict:
     method: Literal["local", "model"]
     evidence_text: str = ""
     missing_numbers: list[str] = field(default_factory=list)
+    template: str = ""
+    """The template text the claim holds (``xxx``, ``仅用于示例演示``), if any."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -70,6 +77,7 @@ class SupportVerdict:
             "reason": self.reason,
             "method": self.method,
             "missing_numbers": self.missing_numbers,
+            "template": self.template,
             "evidence_text": self.evidence_text,
         }
 
@@ -132,7 +140,15 @@ def local_verdict(
     embed: Embedder | None = None,
 ) -> SupportVerdict:
     text = "\n".join(ev.segment.text for ev in evidence)
-    score = lexical_score(claim, text)
+    ids = [ev.id for ev in evidence]
+    template = template_text(claim)
+    if template is not None:
+        kind, found = template
+        where = "in the source" if found.lower() in text.lower() else "in the claim"
+        what = "placeholder text" if kind == "placeholder" else "filler with no factual content"
+        reason = f"{what} {where} ('{found}'): a template line is not a fact"
+        return SupportVerdict(claim, ids, "unsupported", 0.0, reason, "local", text, [], found)
+    score = lexical_score(claim, without_template_sentences(text))
     how = f"lexical overlap {score:.2f}"
     if embed is not None:
         vectors = np.asarray(embed([claim, text]), dtype=float)
@@ -155,9 +171,7 @@ def local_verdict(
         verdict = "weak"
     if missing:
         reason += f"; numbers not in the evidence: {', '.join(missing)}"
-    return SupportVerdict(
-        claim, [ev.id for ev in evidence], verdict, score, reason, "local", text, missing
-    )
+    return SupportVerdict(claim, ids, verdict, score, reason, "local", text, missing)
 
 
 JUDGE_SCHEMA: dict[str, Any] = {
