@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from deepfolder.agent.brief import brief_file, page_text, placeholder_free
+from deepfolder.agent.brief import brief_file, page_text
 from deepfolder.records import Locator, Segment, Source
 
 PAGE_1 = (
@@ -120,8 +120,3 @@ def test_image_without_text_is_unreadable_and_names_the_setting() -> None:
     brief = brief_file(src, [meta], vision_available=False)
     assert brief.problem is not None and "--vision-model" in brief.problem
     assert not brief.facts
-
-
-def test_placeholder_sentences_never_reach_the_model() -> None:
-    text = "本文作者为xxx20xx-07-16。DPO 用分类损失直接优化偏好。汇报人：xxx。"
-    assert placeholder_free(text) == "DPO 用分类损失直接优化偏好。"

@@ -26,11 +26,11 @@ CASES = Path(__file__).resolve().parents[3] / "shared" / "data" / "cases" / "que
     ("request_text", "groups"),
     [
         ("请基于我提供的论文及相关视频，写一篇论文阅读报告", {"paper", "video"}),
-        ("依托我提供的 GPT-4 技术报告，写一篇分析", {"paper"}),
+        ("依托我提供的 GPT-4 技术报告，写一篇分析", {"document"}),
         ("请你基于我提供的 PPT 内容，并结合典型案例撰写报告", {"slides"}),
         ("请你基于提供的两份Excel材料，撰写一篇《新冠疫情监测报告》", {"data"}),
         ("根据我提供的三张照片，制定一份三天旅行计划", {"image"}),
-        ("Summarize the attached report and the video I provided.", {"paper", "video"}),
+        ("Summarize the attached report and the video I provided.", {"document", "video"}),
         ("Write a report based on the attached data.", {"data"}),
         ("结合公开资料，写一篇关于新能源汽车的报告", set()),
         ("Write a 1000-word report on electric cars.", set()),
@@ -49,7 +49,7 @@ def test_the_real_requests_build_on_their_files() -> None:
     for line in CASES.read_text(encoding="utf-8").splitlines():
         item = json.loads(line)
         found[item["task"]] = requested_material(item["query"])
-    assert found == {"002": {"slides"}, "008": {"data"}, "009": {"data"}}
+    assert found == {"002": {"slides"}, "008": {"data"}, "009": {"data", "document"}}
 
 
 def _file(kind: str, name: str, title: str, language: str = "en", terms=()) -> FileBrief:  # type: ignore[no-untyped-def]

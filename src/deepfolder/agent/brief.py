@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from deepfolder.index.base import Index
 from deepfolder.records import Evidence, Segment, Source
+from deepfolder.validate.placeholders import PLACEHOLDER
 
 MEDIA_KINDS = {"video", "audio"}
 DOCUMENT_KINDS = {"pdf", "docx", "text", "markdown", "html"}
@@ -54,7 +55,6 @@ _ZH_HEADING = re.compile(
 )
 _ACRONYM = re.compile(r"\b([A-Z][A-Z0-9]{1,7}(?:-[A-Z0-9]+)?)\b")
 _NAME_MARKS = re.compile(r"[∗*†‡§¶#⋆♠♣♦♥0-9]+")
-_PLACEHOLDER = re.compile(r"x{3,}|20xx|\[(?:姓名|作者|name)\]|lorem ipsum", re.I)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +197,7 @@ def brief_file(
     brief.language = "zh" if _cjk_share(text) > 0.2 else ("en" if text.strip() else "")
     if not brief.facts and brief.problem is None:
         brief.problem = _unreadable_reason(source, vision_available)
-    brief.terms = _dedupe([t for t in brief.terms if t and not _PLACEHOLDER.search(t)])[:12]
+    brief.terms = _dedupe([t for t in brief.terms if t and not PLACEHOLDER.search(t)])[:12]
     return brief
 
 
@@ -246,7 +246,7 @@ def _brief_pdf(source: Source, segments: list[Segment]) -> FileBrief:
     title, rest = _title_from_lines(lines)
     title = meta_title or title or _stem(source.path)
     brief.title = title
-    if not _PLACEHOLDER.search(title):
+    if not PLACEHOLDER.search(title):
         brief.facts.append(BriefFact("title", title, _ev(source, where(title.split(":")[0]))))
     authors, affiliations = _authors(rest)
     if authors:
@@ -331,7 +331,7 @@ def _authors(lines: list[str]) -> tuple[list[str], list[str]]:
     for line in lines[:20]:
         if _BLOCK_END.search(line) or len(line) > 90:
             break
-        if "@" in line or _FURNITURE.search(line) or _PLACEHOLDER.search(line):
+        if "@" in line or _FURNITURE.search(line) or PLACEHOLDER.search(line):
             continue
         if _AFFILIATION.search(line):
             parts = [p.strip(" ,;") for p in _NAME_MARKS.split(line)]
@@ -386,7 +386,7 @@ def _brief_slides(source: Source, segments: list[Segment]) -> FileBrief:
     brief = FileBrief(source, source.title)
     titles: list[tuple[str, Segment]] = []
     for s in segments:
-        first = next((ln for ln in _lines(s.text) if not _PLACEHOLDER.search(ln)), "")
+        first = next((ln for ln in _lines(s.text) if not PLACEHOLDER.search(ln)), "")
         if first and first not in {t for t, _ in titles}:
             titles.append((_clip(first, 60), s))
     if titles:
@@ -423,11 +423,7 @@ def _brief_media(source: Source, segments: list[Segment]) -> FileBrief:
         for line in _lines(s.text):
             if line.startswith("screen: "):
                 first = line[len("screen: ") :].split(" / ")[0].strip()
-                if (
-                    first
-                    and first not in {t for t, _ in screens}
-                    and not _PLACEHOLDER.search(first)
-                ):
+                if first and first not in {t for t, _ in screens} and not PLACEHOLDER.search(first):
                     screens.append((_clip(first, 80), s))
             elif line.startswith(("speech: ", "subtitle: ")) and len(speech) < 3:
                 speech.append((line.split(": ", 1)[1].strip(), s))
@@ -489,18 +485,6 @@ _BUILDERS = {
 
 
 # --- small helpers ------------------------------------------------------------------------
-
-_SENTENCE = re.compile(r"[^。！？!?；;\n]+[。！？!?；;]?|[^.!?\n]+[.!?](?=\s|$)")
-
-
-def placeholder_free(text: str) -> str:
-    """``text`` without the sentences that hold template text ("作者为xxx20xx-07-16"):
-    such a line in a source must never become a fact of a report."""
-    if not _PLACEHOLDER.search(text):
-        return text
-    return "".join(
-        m.group(0) for m in _SENTENCE.finditer(text) if not _PLACEHOLDER.search(m.group(0))
-    ).strip()
 
 
 def _at(segment: Segment) -> str:

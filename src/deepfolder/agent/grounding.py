@@ -18,42 +18,26 @@ from dataclasses import dataclass
 
 from deepfolder.agent.brief import FileBrief, MaterialBrief
 from deepfolder.records import Evidence
+from deepfolder.validate.constraints import material_kinds_named, material_references
+from deepfolder.validate.grounding import MATERIAL_KIND
 
-# Groups of user material a request or a section can name.
-MATERIAL_WORDS: dict[str, tuple[str, ...]] = {
-    "video": ("视频", "录像", "讲座", "演讲", "video", "talk", "lecture", "recording"),
-    "audio": ("音频", "录音", "audio", "podcast"),
-    "paper": ("论文", "文章", "文献", "pdf", "paper", "article", "manuscript", "技术报告"),
-    "slides": ("ppt", "幻灯片", "课件", "演示文稿", "slides", "slide deck", "presentation"),
-    "data": ("数据集", "数据", "excel", "csv", "表格", "dataset", "data", "spreadsheet", "sheet"),
-    "image": ("图片", "照片", "图像", "photo", "image", "picture"),
-}
-MATERIAL_KINDS: dict[str, set[str]] = {
-    "video": {"video"},
-    "audio": {"audio", "video"},
-    "paper": {"pdf", "docx", "text", "markdown", "html"},
-    "slides": {"pptx"},
-    "data": {"sheet"},
-    "image": {"image"},
-}
 MATERIAL_NAMES_ZH = {
+    "paper": "论文",
+    "document": "文档",
     "video": "视频",
     "audio": "音频",
-    "paper": "论文/文档",
     "slides": "幻灯片",
     "data": "数据表",
     "image": "图片",
 }
 
-# "我提供的…", "基于提供的两份Excel材料", "the attached report", "the video I provided".
-_PROVIDED_ZH = re.compile(
-    r"(?:我|本人|你)?(?:所)?(?:提供|给出|给你|上传|附上|附件|所附|随附)(?:的|了)?"
-)
-# "the attached report" (the material follows), "the video I provided" (it precedes).
-_PROVIDED_EN = re.compile(r"\b(?:attached|provided|uploaded|enclosed|supplied|given)\s", re.I)
-_PROVIDED_EN_AFTER = re.compile(
-    r"\b(?:I|we)\s+(?:gave|sent|shared|provided|uploaded|attached|supplied)\b", re.I
-)
+
+def source_kinds(group: str) -> set[str]:
+    """The kinds of source that hold material of ``group`` (a paper may be a PDF or a
+    Word file; a video has audio)."""
+    groups = {"paper", "document"} if group in {"paper", "document"} else {group}
+    kinds = {kind for kind, g in MATERIAL_KIND.items() if g in groups}
+    return kinds | ({"video"} if group == "audio" else set())
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,46 +118,31 @@ INTENTS = (
 )
 
 
-def named_groups(text: str, *, english: bool = False) -> set[str]:
-    """Groups of material ``text`` names; with ``english``, "report" and "document"
-    name a paper too (only said of provided material: "the attached report")."""
-    low = text.lower()
-    groups = {g for g, words in MATERIAL_WORDS.items() if any(w in low for w in words)}
-    if english and re.search(r"\b(?:report|document|study)\b", low):
-        groups.add("paper")
-    return groups
+def named_groups(title: str) -> set[str]:
+    """The kinds of material a section title names ("视频补充内容" → video); "报告"
+    in a title names the report itself, not a document."""
+    return set(material_kinds_named(title)) - {"document"}
 
 
 def requested_material(request: str) -> set[str]:
-    """Groups of material the request says it provides ("基于我提供的论文及相关视频"):
-    the words that follow a "provided" phrase within a short span. Empty when the
-    request does not build on provided material."""
-    groups: set[str] = set()
-    for m in _PROVIDED_ZH.finditer(request):
-        groups |= named_groups(request[m.end() : m.end() + 24])
-    for m in _PROVIDED_EN.finditer(request):
-        groups |= named_groups(request[m.end() : m.end() + 40], english=True)
-    for m in _PROVIDED_EN_AFTER.finditer(request):
-        groups |= named_groups(request[max(0, m.start() - 40) : m.start()], english=True)
-    return groups
+    """Kinds of material the request says it provides ("基于我提供的论文及相关视频")."""
+    return set(material_references(request) or [])
 
 
 def refers_to_user_material(request: str) -> bool:
-    return bool(requested_material(request)) or bool(
-        re.search(r"(?:基于|根据|依托|依据)(?:我|你)?(?:所)?(?:提供|给出|上传)", request)
-    )
+    return material_references(request) is not None
 
 
 def missing_material(request: str, brief: MaterialBrief) -> list[str]:
     """Groups the request builds on that the folder does not hold (readably)."""
     have = {f.kind for f in brief.readable}
-    return sorted(g for g in requested_material(request) if not have & MATERIAL_KINDS[g])
+    return sorted(g for g in requested_material(request) if not have & source_kinds(g))
 
 
 def section_scope(title: str, brief: MaterialBrief) -> list[FileBrief]:
     """The user files a section is about: those of the kinds its title names, else all."""
     named = named_groups(title)
-    kinds = set().union(*(MATERIAL_KINDS[g] for g in named)) if named else set()
+    kinds = set().union(*(source_kinds(g) for g in named)) if named else set()
     scoped = [f for f in brief.readable if f.kind in kinds]
     return scoped or ([] if named and _only_named(title) else brief.readable)
 

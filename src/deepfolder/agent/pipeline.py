@@ -28,7 +28,7 @@ from typing import Any
 
 from deepfolder.agent import grounding
 from deepfolder.agent.attach import attach_citations, cite_user_material
-from deepfolder.agent.brief import MaterialBrief, placeholder_free
+from deepfolder.agent.brief import MaterialBrief
 from deepfolder.agent.loop import Conversation, call_model, execute_tool
 from deepfolder.agent.section_text import clean_section_text, trim_to
 from deepfolder.llm.base import ChatModel, ChatResponse, ToolCallRequest
@@ -45,6 +45,7 @@ from deepfolder.tools.base import Tool, ToolContext, ToolOutput
 from deepfolder.validate.constraints import RequestConstraints
 from deepfolder.validate.document import is_reference_title
 from deepfolder.validate.length import count_length
+from deepfolder.validate.placeholders import without_template_sentences
 
 StepGen = Generator[Step, None, "object"]
 
@@ -340,7 +341,7 @@ def _unique(evidence: list[Evidence]) -> list[Evidence]:
 def _excerpt(ev: Evidence, chars: int) -> str:
     """The passage as the model sees it, without template lines ("作者为xxx20xx")."""
     text = " ".join(ev.segment.text.split())
-    text = placeholder_free(text)
+    text = without_template_sentences(text)
     return text if len(text) <= chars else text[:chars] + "…"
 
 

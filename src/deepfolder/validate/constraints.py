@@ -421,6 +421,15 @@ _EN_REFERENCE_AFTER = re.compile(
 )
 
 
+def material_kinds_named(text: str) -> list[str]:
+    """The kinds of material ``text`` names (``视频补充内容`` → ``["video"]``), in order."""
+    kinds: list[str] = []
+    for noun in _MATERIAL_NOUN.finditer(text):
+        if noun.lastgroup and noun.lastgroup != "generic" and noun.lastgroup not in kinds:
+            kinds.append(noun.lastgroup)
+    return kinds
+
+
 def material_references(request: str) -> list[str] | None:
     """The kinds of material the request says the user provides (``我提供的论文及相关视频``
     → ``["paper", "video"]``; ``the attached report`` → ``["document"]``; ``根据提供的
@@ -434,13 +443,8 @@ def material_references(request: str) -> list[str] | None:
         windows.append(re.split(r"[,.;:!?\n]", request[m.end() : m.end() + 50])[0])
     for m in _EN_REFERENCE_AFTER.finditer(request):
         windows.append(m.group("noun"))
-    refers, kinds = False, []
-    for window in windows:
-        for noun in _MATERIAL_NOUN.finditer(window):
-            refers = True
-            kind = noun.lastgroup
-            if kind and kind != "generic" and kind not in kinds:
-                kinds.append(kind)
+    refers = any(_MATERIAL_NOUN.search(window) for window in windows)
+    kinds = list(dict.fromkeys(k for window in windows for k in material_kinds_named(window)))
     return kinds if refers else None
 
 

@@ -29,6 +29,8 @@ MATERIAL_KIND = {
     "pdf": "paper",
     "docx": "document",
     "text": "document",
+    "markdown": "document",
+    "html": "document",
     "pptx": "slides",
     "sheet": "data",
     "json": "data",
