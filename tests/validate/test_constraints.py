@@ -183,6 +183,8 @@ def test_requests_that_build_on_the_users_material(request_text: str, kinds: lis
         "国家统计局提供的数据显示零售额增长，请分析原因",
         "In this report, discuss the causes of inflation using public data.",
         "Given the data on GDP, write a short essay.",
+        "Use World Bank figures, provided that the data are public.",
+        "Discuss the shared responsibility model of platforms and regulators.",
         "撰写一篇《新冠疫情监测报告》，字数800字",
     ],
 )

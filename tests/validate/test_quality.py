@@ -236,3 +236,12 @@ def test_numbered_items_in_parentheses_are_compared() -> None:
     item = "（1）平台接到权利人的通知后应当及时采取删除、屏蔽等必要措施。"
     md = f"# R\n\n## 一\n\n{item}\n\n## 二\n\n{item}\n"
     assert len(repeated_sentences(md)) == 1
+
+
+def test_placeholder_in_a_table_cell_fails(evidence, by_id, seen) -> None:
+    text = good_report(evidence).replace(
+        "## （4）参考资料", "| 论文 | 作者 |\n|---|---|\n| A | xxx |\n\n## （4）参考资料"
+    )
+    check = _validate(text, by_id, seen).check("placeholder_text")
+    assert check is not None and check.failed
+    assert check.details == ["line 17 (table): placeholder 'xxx' in '| A | xxx |'"]

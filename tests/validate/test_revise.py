@@ -314,3 +314,15 @@ def test_a_short_unsupported_claim_cited_before_its_full_stop_is_found(
         i for i in revision_instructions(validate(text), text, constraints) if "六成" in i.message
     ]
     assert (instruction.kind, instruction.section_title) == ("rewrite_section", "（3）案例分析")
+
+
+def test_template_text_in_a_table_goes_to_the_writer(evidence, by_id, seen) -> None:
+    from .reports import good_report
+
+    text = good_report(evidence).replace(
+        "## （4）参考资料", "| 论文 | 作者 |\n|---|---|\n| A | xxx |\n\n## （4）参考资料"
+    )
+    constraints, validate = _validator(by_id, seen)
+    [instruction] = revision_instructions(validate(text), text, constraints)
+    assert (instruction.section_title, instruction.check) == ("（3）案例分析", "placeholder_text")
+    assert instruction.message.startswith("template text, not a fact: placeholder 'xxx' in")

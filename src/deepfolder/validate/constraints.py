@@ -440,7 +440,11 @@ def material_references(request: str) -> list[str] | None:
         window = _cut_at_top_level(request[m.end() : m.end() + 20], "，。；;,!?！？：:\n")
         windows.append(_ZH_PHRASE_END.split(window, maxsplit=1)[0])
     for m in _EN_REFERENCE.finditer(request):
-        windows.append(re.split(r"[,.;:!?\n]", request[m.end() : m.end() + 50])[0])
+        # the noun comes within a few words ("the attached quarterly report"); "provided
+        # that …" or "data provided by the World Bank" name nothing of the user's
+        words = re.split(r"[,.;:!?\n]", request[m.end() : m.end() + 50])[0].split()[:4]
+        if words and words[0].lower() not in {"that", "by", "for", "to", "in", "with", "as"}:
+            windows.append(" ".join(words))
     for m in _EN_REFERENCE_AFTER.finditer(request):
         windows.append(m.group("noun"))
     refers = any(_MATERIAL_NOUN.search(window) for window in windows)

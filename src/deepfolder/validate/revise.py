@@ -281,6 +281,23 @@ def _grounding_instructions(
                     check="user_material",
                 )
             )
+    template = report.check("placeholder_text")
+    if template and template.failed:
+        # sentences are deleted in code; a heading or a table cell needs the writer
+        for detail in template.details:
+            m = re.match(r"line (\d+) \((?:heading|table)\): (.*)", detail)
+            sec = _section_of_line(sections, int(m.group(1)) - 1) if m else None
+            if m and sec is not None:
+                out.append(
+                    RevisionInstruction(
+                        "rewrite_section",
+                        f"template text, not a fact: {m.group(2)}; put the real value from "
+                        "the evidence (the title, the authors, the date) or remove it",
+                        sec.index,
+                        sec.title,
+                        check="placeholder_text",
+                    )
+                )
     table = report.check("table")
     if table and table.failed:
         name = constraints.table_name or ("表格" if report.language == "zh" else "table")
