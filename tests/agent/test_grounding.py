@@ -72,6 +72,8 @@ def test_sections_are_scoped_to_the_files_they_name() -> None:
     assert section_scope("视频补充内容", brief) == [VIDEO]
     assert section_scope("论文基本信息", brief) == [PAPER]
     assert section_scope("核心内容摘要", brief) == [PAPER, VIDEO]
+    # the video has a section of its own: the summary is about the paper
+    assert section_scope("核心内容摘要", brief, ["论文基本信息", "视频补充内容"]) == [PAPER]
     only_paper = MaterialBrief([PAPER], [])
     assert section_scope("视频补充内容", only_paper) == []  # never the paper instead
 

@@ -139,17 +139,27 @@ def missing_material(request: str, brief: MaterialBrief) -> list[str]:
     return sorted(g for g in requested_material(request) if not have & source_kinds(g))
 
 
-def section_scope(title: str, brief: MaterialBrief) -> list[FileBrief]:
-    """The user files a section is about: those of the kinds its title names, else all."""
+def section_scope(
+    title: str, brief: MaterialBrief, others: list[str] | tuple[str, ...] = ()
+) -> list[FileBrief]:
+    """The user files a section is about: those of the kinds its title names; else all,
+    less the files another section of the report is about ("视频补充内容" has the video,
+    so "核心内容摘要" is about the paper)."""
     named = named_groups(title)
-    kinds = set().union(*(source_kinds(g) for g in named)) if named else set()
-    scoped = [f for f in brief.readable if f.kind in kinds]
-    return scoped or ([] if named and _only_named(title) else brief.readable)
+    if named:
+        kinds = set().union(*(source_kinds(g) for g in named))
+        scoped = [f for f in brief.readable if f.kind in kinds]
+        return scoped or ([] if _only_named(title) else brief.readable)
+    taken = set().union(*(source_kinds(g) for t in others for g in named_groups(t) & SOLE_SUBJECT))
+    return [f for f in brief.readable if f.kind not in taken] or brief.readable
+
+
+SOLE_SUBJECT = {"video", "audio", "image", "slides"}
+"""Material a section that names it is about, alone ("视频补充内容")."""
 
 
 def _only_named(title: str) -> bool:
-    """A section such as "视频补充内容" is about the video and nothing else."""
-    return bool(named_groups(title) & {"video", "audio", "image", "slides"})
+    return bool(named_groups(title) & SOLE_SUBJECT)
 
 
 def section_intent(title: str) -> Intent | None:
@@ -178,6 +188,21 @@ def section_queries(title: str, files: list[FileBrief], request_language: str) -
         elif head:
             queries.append(head)
     return list(dict.fromkeys(q for q in queries if q.strip()))[:6]
+
+
+INTENT_FACTS = {
+    "basic": ("title", "authors", "affiliation", "venue"),
+    "summary": ("abstract", "headings", "slides", "screen"),
+}
+
+
+def intent_facts(title: str, files: list[FileBrief]) -> list[Evidence]:
+    """The brief's passages a section of this intent starts from: a basic-information
+    section the first page (title, authors, venue), a summary the abstract."""
+    intent = section_intent(title)
+    labels = INTENT_FACTS.get(intent.name, ()) if intent else ()
+    found = [f.evidence for file in files[:2] for f in file.facts if f.label in labels]
+    return list({e.id: e for e in found}.values())
 
 
 def choose_evidence(

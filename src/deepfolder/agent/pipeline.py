@@ -46,6 +46,7 @@ from deepfolder.validate.constraints import RequestConstraints
 from deepfolder.validate.document import is_reference_title
 from deepfolder.validate.length import count_length
 from deepfolder.validate.placeholders import without_template_sentences
+from deepfolder.validate.repetition import remove_repeated_sentences
 
 StepGen = Generator[Step, None, "object"]
 
@@ -110,6 +111,8 @@ class PipelineState:
     """What the user's own files are (built in code before planning)."""
     notes: list[str] = field(default_factory=list)
     """What the report says it could not use (missing or unreadable material)."""
+    section_titles: list[str] = field(default_factory=list)
+    """Titles of every planned section (a section's scope leaves out what another is about)."""
 
     @property
     def primary(self) -> bool:
@@ -291,7 +294,8 @@ def gather_evidence(
     the material."""
     topic = _topic_words(state)
     brief = state.brief
-    scope = grounding.section_scope(plan.title, brief) if brief else []
+    others = [t for t in state.section_titles if t != plan.title]
+    scope = grounding.section_scope(plan.title, brief, others) if brief else []
     material_en = any(f.language == "en" for f in scope) and state.zh
     if state.zh:
         lang_note = "材料是英文的，请给出英文搜索词" if material_en else "请给出中文搜索词组"
@@ -310,14 +314,14 @@ def gather_evidence(
         own = grounding.section_queries(plan.title, scope, state.language)
         user = yield from _search(state, [*own, *queries], k, [f.source.id for f in scope])
         user = [e for e in user if e.source.is_user_material]
-        intent = grounding.section_intent(plan.title)
-        if intent is not None and intent.name in {"basic", "summary"}:
-            facts = [e for f in scope[:2] for e in f.evidence]
-            state.ctx.remember(facts)
-            user = _unique([*facts, *user])
-    named_missing = bool(grounding.named_groups(plan.title)) and not scope
+        facts = grounding.intent_facts(plan.title, scope)
+        state.ctx.remember(facts)
+        user = _unique([*facts, *user])
+    # A section about a named file ("视频补充内容") is written from that file; web pages
+    # join only when the request asks for outside material.
+    outside = grounding.asks_for_outside_material(state.request)
     background: list[Evidence] = []
-    if not named_missing:
+    if outside or not grounding.named_groups(plan.title):
         background = yield from _search(state, [base, *queries, f"{topic} {plan.title}"], k)
         background = [e for e in background if e.id not in {u.id for u in user}]
     fresh = [e for e in user if e.id not in state.used_ids]
@@ -328,7 +332,7 @@ def gather_evidence(
         + [e for e in background if e.id in state.used_ids],
         want,
         primary=state.primary,
-        outside=grounding.asks_for_outside_material(state.request),
+        outside=outside,
     )
     state.used_ids.update(e.id for e in chosen)
     return chosen
@@ -545,6 +549,7 @@ def run_pipeline(state: PipelineState) -> Generator[Step, None, None]:
         yield NoteStep(turn=state.turn, message=note, level="warning")
     state.notes = notes
     plans = yield from plan_sections(state)
+    state.section_titles = [p.title for p in plans]
     yield NoteStep(
         turn=state.turn, message="plan: " + " | ".join(f"{p.heading} ({p.budget})" for p in plans)
     )
@@ -553,7 +558,10 @@ def run_pipeline(state: PipelineState) -> Generator[Step, None, None]:
         draft = yield from write_section(state, plan)
         state.drafts.append(draft)
     fit_total_length(state)
-    yield FinalAnswerStep(turn=state.turn, text=assemble(state))
+    text, removed = remove_repeated_sentences(assemble(state))
+    if removed:  # the small model repeats itself across sections; the first stays
+        yield NoteStep(turn=state.turn, message=f"removed {len(removed)} repeated sentence(s)")
+    yield FinalAnswerStep(turn=state.turn, text=text)
 
 
 def fit_total_length(state: PipelineState) -> None:

@@ -100,12 +100,15 @@ def search(
     k = max(1, min(int(k), 20))
     rs = ctx.settings.retrieval
     flt = SearchFilter(source_ids=resolve_source_names(ctx, sources or []))
+    # Diversity is for the whole folder; a search within a few named files wants all
+    # of their best passages (a paper's method is on several of its pages).
+    per_doc = rs.max_per_doc if not flt.source_ids else max(rs.max_per_doc, k)
     options = SearchOptions(
         k=k,
         mode=mode or rs.mode,
         filter=flt,
-        min_docs=min(rs.min_docs, k),
-        max_per_doc=rs.max_per_doc,
+        min_docs=min(rs.min_docs, k, len(flt.source_ids) or k),
+        max_per_doc=per_doc,
     )
     hits = search_many(
         ctx.index,
