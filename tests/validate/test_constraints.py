@@ -245,3 +245,13 @@ def test_real_requests_build_on_the_users_material() -> None:
         "008": (True, ["data"], False),  # 基于提供的两份Excel材料; 图表结合 is charts
         "009": (True, ["data", "document"], False),  # 提供的Excel数据和数据说明文档
     }
+
+
+def test_an_instruction_after_the_last_section_is_not_part_of_its_title() -> None:
+    c = parse_request(
+        "请基于我提供的论文及相关视频，写一篇2000至3000字的论文阅读报告，包含（1）论文基本信息；"
+        "（2）核心内容摘要；（3）关键技术解析；（4）视频补充内容，标注来源。"
+    )
+    assert [s.title for s in c.sections][-1] == "视频补充内容"
+    kept = parse_request("包含（1）背景；（2）风险，机遇与挑战。")
+    assert kept.sections[-1].title == "风险，机遇与挑战"

@@ -233,6 +233,9 @@ _MARKER_STYLES: list[str] = [
 ]
 _ITEM_END = "；;。\n"
 _LIST_TAIL = re.compile(r"[\s；;，,、。.]*(?:以及|及|和|与|and)?\s*$")
+_INSTRUCTION_TAIL = re.compile(
+    r"^(?:并|且|同时|全文|报告)?(?:标注|注明|标明|注意|要求|须|需|使用|采用|字数|请|确保|保证|附上|引用)"
+)
 _NOTE_START = re.compile(
     r"^(需要|需|建议|包括|包含|如|例如|要求|应|可|重点|e\.g\.|such as|including)"
 )
@@ -294,6 +297,12 @@ def _sections_from_run(request: str, run: list[re.Match[str]]) -> list[RequiredS
         end = run[i + 1].start() if i + 1 < len(run) else len(request)
         raw = _cut_at_top_level(request[m.end() : end], _ITEM_END)
         raw = _LIST_TAIL.sub("", raw).strip(" ：:")
+        if i + 1 == len(
+            run
+        ):  # "（4）视频补充内容，标注来源。": the list ends, an instruction follows
+            head, _, tail = raw.partition("，")
+            if head and _INSTRUCTION_TAIL.match(tail.strip()):
+                raw = head
         title, note = _split_note(raw)
         if title:
             sections.append(RequiredSection(m.group(0).strip(), title, len(sections) + 1, note))
