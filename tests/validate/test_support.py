@@ -178,3 +178,33 @@ def test_the_model_judge_is_not_asked_about_template_text(evidence, by_id, seen)
     assert (filler.verdict, filler.method) == ("unsupported", "local")
     assert all("示例演示" not in p for p in judge.prompts)
     assert len(judge.prompts) == len(report.verdicts) - 1
+
+
+PAPER = (
+    "Direct Preference Optimization (DPO) eliminates the need for fitting a reward model and "
+    "for reinforcement learning. Using the Bradley-Terry preference model we derive a simple "
+    "binary cross-entropy loss. DPO exceeds PPO's best-case performance on summarization, "
+    "with a win rate of about 61% at temperature 0."
+)
+
+
+@pytest.mark.parametrize(
+    ("claim", "verdicts"),
+    [
+        ("DPO 不需要训练单独的奖励模型，也不需要强化学习。", {"supported"}),
+        ("该方法基于Bradley-Terry偏好模型推导出一个简单的二元交叉熵损失。", {"supported"}),
+        ("在摘要任务上，DPO的胜率约为61%，超过了PPO。", {"supported"}),
+        ("直播带货平台应当承担审核义务。", {"unsupported"}),
+        ("学生压力的主要来源是学业负担。", {"unsupported"}),
+    ],
+)
+def test_a_chinese_claim_about_an_english_source(claim: str, verdicts: set[str]) -> None:
+    from deepfolder.validate.support import _encoder
+
+    if _encoder() is None:
+        pytest.skip("the dense extra (multilingual sentence encoder) is not installed")
+    src = Source(id="DPO.pdf", path="DPO.pdf", kind="pdf")
+    ev = Evidence(Segment.create("DPO.pdf", PAPER, Locator(page=2)), src)
+    v = local_verdict(claim, [ev], support_threshold=0.35, weak_threshold=0.2)
+    assert v.verdict in verdicts, v.reason
+    assert v.reason.startswith("cross-lingual")
