@@ -151,13 +151,18 @@ def test_daily_price_csv_gets_period_change_extremes_volatility_and_charts(
     check_close_figures(text, sheet, "收盘价（Close）")
     assert "【成交量（Volume）】" in text  # the volume series, not Open/High/Low (= Close)
     assert "【开盘价（Open）】" not in text
+    volume = sheet.set_index("Date")["Volume"]
+    # Volume is a flow: its total and yearly sums, not a first-to-last change.
+    assert f"成交量（Volume）合计 {volume.sum():,.0f}，日均 {volume.mean():,.0f}" in text
+    sums = volume.groupby(volume.index.year).sum()
+    assert f"2022：合计 {sums[2022]:,.0f}；{(sums[2022] / sums[2021] - 1) * 100:+.2f}%" in text
     trend = re.search(r"线性趋势：每年 ([-+\d,.]+)", text)
     s = sheet.set_index("Date")["Close"]
     years = (s.index - s.index[0]).days.to_numpy() / 365.25
     assert trend and number(trend[1]) == pytest.approx(np.polyfit(years, s, 1)[0], abs=0.006)
     charts = figures(out)
     titles = [e.source.title for e in charts]
-    assert titles == ["prices：收盘价（Close）走势", "prices：收盘价（Close）各年变化（%）"]
+    assert titles == ["prices：收盘价（Close）走势", "prices：收盘价（Close）各年变化"]
     assert "20日移动平均" in charts[0].segment.text
     [table] = [e for e in out.evidence if e.source.kind == "analysis"]
     assert table.source.title == "数据分析：prices.csv"
@@ -174,11 +179,11 @@ def test_daily_price_xlsx_in_english(tmp_path: Path, analyse: Analyse) -> None:
     check_close_figures(text, sheet, "Close")
     assert [e.source.title for e in figures(out)] == [
         "prices: Close",
-        "prices: Close change by year (%)",
+        "prices: Close change by year",
     ]
 
 
-def test_groups_are_compared(tmp_path: Path, analyse: Analyse) -> None:
+def test_groups_are_compared_group_by_group(tmp_path: Path, analyse: Analyse) -> None:
     folder = tmp_path / "folder"
     folder.mkdir()
     a, b = price_sheet(seed=1), price_sheet(seed=2, start=30.0)
@@ -186,8 +191,11 @@ def test_groups_are_compared(tmp_path: Path, analyse: Analyse) -> None:
     both[["Date", "Ticker", "Close", "Volume"]].to_csv(folder / "stocks.csv", index=False)
     out = analyse(folder, "stocks.csv", "zh")
     text = analysis_text(out)
-    assert "分组列 Ticker：" in text and "（2 组）" in text
-    assert "【收盘价（Close）】（各组平均）" in text and "【成交量（Volume）】（各组合计）" in text
+    assert "分组列 Ticker：" in text and "（共 2 组）" in text
+    # Prices of different tickers are not averaged; volumes add up over the tickers.
+    assert "【收盘价（Close）】" not in text and "【成交量（Volume）】（各组合计）" in text
+    volume = both.groupby("Date")["Volume"].sum()
+    assert f"成交量（Volume）合计 {volume.sum():,.0f}" in text
     for name, sheet in (("AAA", a), ("BBB", b)):
         s = sheet.set_index("Date")["Close"]
         line = re.search(
@@ -198,8 +206,14 @@ def test_groups_are_compared(tmp_path: Path, analyse: Analyse) -> None:
         assert number(line[3]) == pytest.approx((s.iloc[-1] / s.iloc[0] - 1) * 100, abs=0.006)
         assert number(line[4]) == pytest.approx(s.max(), abs=0.006)
         assert line[5] == f"{s.idxmax():%Y-%m-%d}"
+        year_end = s.groupby(s.index.year).last()
+        assert f"2021 {(year_end[2021] / year_end[2020] - 1) * 100:+.2f}%" in text
     titles = [e.source.title for e in figures(out)]
-    assert "stocks：各Ticker收盘价（Close）全期变化（%）" in titles
+    assert titles == [
+        "stocks：收盘价（Close）走势",
+        "stocks：收盘价（Close）各年变化",
+        "stocks：各Ticker收盘价（Close）全期变化（%）",
+    ]
 
 
 def test_short_monthly_sales_series_is_analysed_by_month(tmp_path: Path, analyse: Analyse) -> None:
@@ -210,12 +224,39 @@ def test_short_monthly_sales_series_is_analysed_by_month(tmp_path: Path, analyse
     sales.to_csv(folder / "sales.csv", index=False)
     text = analysis_text(analyse(folder, "sales.csv", "zh"))
     assert "2023-01 至 2024-06：销售额由 1,000.00 变为 1,170.00（+170.00，+17.00%）" in text
-    assert "按月（" in text and "2024-06：均值 1,170.00；月末 1,170.00；+0.86%" in text
-    assert "2023-01：均值 1,000.00；月末 1,000.00；无" in text  # no previous month
-    assert "上涨月份 17/17" in text
+    assert "2023-01 至 2024-06：销售额合计 19,530.00，月均 1,085.00" in text
+    assert "按月（合计" in text and "2024-06：合计 1,170.00；+0.86%" in text
+    assert "2023-01：合计 1,000.00；无" in text  # no previous month
+    assert "上升的月份 17/17" in text
     values = sales["销售额"]
     spread = f"月值标准差 {values.std():.2f}（为均值的 {values.std() / values.mean() * 100:.2f}%）"
     assert spread in text  # sales are a flow: their spread, not a volatility
+
+
+def test_long_output_keeps_the_headlines_within_the_evidence_text(
+    tmp_path: Path, analyse: Analyse
+) -> None:
+    """64 years x 3 series print more than the tool keeps: the per-year detail of the later
+    series goes first, the headline figures stay."""
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    years = np.arange(1960, 2024)
+    table = pd.DataFrame(
+        {
+            "年份": years,
+            "GDP": (100 * 1.07 ** (years - 1960)).round(1),
+            "人口": (6.6 + 0.1 * (years - 1960)).round(2),
+            "增速": np.random.default_rng(3).normal(7, 2, len(years)).round(1),
+        }
+    )
+    table.to_csv(folder / "gdp.csv", index=False)
+    text = analysis_text(analyse(folder, "gdp.csv", "zh"))
+    assert len(text) < EVIDENCE_TEXT_CHARS
+    gdp = table.set_index("年份")["GDP"]
+    assert f"1960 至 2023：GDP 由 {gdp[1960]:,.2f} 变为 {gdp[2023]:,.2f}" in text
+    assert f"2023：{gdp[2023]:,.2f}；{(gdp[2023] / gdp[2022] - 1) * 100:+.2f}%" in text
+    assert "【人口】" in text and "【增速】" in text and "均值 " in text
+    assert text.rstrip().endswith("（其余明细从略）")
 
 
 def test_ordinary_table_keeps_its_branch(tmp_path: Path, analyse: Analyse) -> None:
