@@ -183,6 +183,30 @@ def test_daily_price_xlsx_in_english(tmp_path: Path, analyse: Analyse) -> None:
     ]
 
 
+def test_exported_text_numbers_and_chinese_dates(tmp_path: Path, analyse: Analyse) -> None:
+    """A sheet as Chinese quote sites export it: 2018年1月2日, "1,234.50", "283.5万", "0.52%"."""
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    sheet = price_sheet(seed=5, start=1200.0)
+    export = pd.DataFrame(
+        {
+            "日期": [f"{d.year}年{d.month}月{d.day}日" for d in sheet["Date"]],
+            "收盘": [f"{v:,.2f}" for v in sheet["Close"]],
+            "成交量": [f"{v / 1e4:.2f}万" for v in sheet["Volume"]],
+            "涨跌幅": [f"{v:.2f}%" for v in sheet["Close"].pct_change().fillna(0) * 100],
+        }
+    )
+    export.to_csv(folder / "行情.csv", index=False)
+    out = analyse(folder, "行情.csv", "zh")
+    text = analysis_text(out)
+    assert "长表时间序列：日期列 日期，2018-01-02 至 2023-12-29" in text
+    check_close_figures(text, sheet, "收盘")
+    volume = (sheet["Volume"] / 1e4).round(2) * 1e4
+    assert f"成交量合计 {volume.sum():,.0f}" in text
+    # a rate changes in points, not in per cent of itself
+    assert re.search(r"：涨跌幅由 [-\d.]+ 变为 [-\d.]+（[-+\d.]+）\n", text), text
+
+
 def test_groups_are_compared_group_by_group(tmp_path: Path, analyse: Analyse) -> None:
     folder = tmp_path / "folder"
     folder.mkdir()

@@ -44,6 +44,7 @@ _LABELS_ZH = {
     "extremes": "最高 {hi} 于 {hd}；最低 {lo} 于 {ld}",
     "vol": "{u}变化率标准差 {sd}，年化波动率 {ann}（按每年 {n} 个观测）",
     "vol_1": "年变化率标准差 {sd}",
+    "vol_0": "逐期变化率标准差 {sd}（日内数据，不做年化）",
     "spread": "{u}值标准差 {sd}（为均值的 {cv}）",
     "signed": "均值 {mean}；{u}变化量标准差 {sd}",
     "trend": "线性趋势：每年 {slope}（R²={r2}）；上升的{pu}份 {up}/{k}",
@@ -71,12 +72,14 @@ _LABELS_ZH = {
     "unit_12": "月",
     "unit_4": "季",
     "unit_1": "年",
+    "unit_0": "逐期",
     "roll_252": "20日移动平均",
     "roll_365": "30日移动平均",
     "roll_52": "4周移动平均",
     "roll_12": "3个月移动平均",
     "roll_4": "4个季度移动平均",
     "roll_1": "3年移动平均",
+    "roll_0": "20期移动平均",
     "line_title": "{stem}：{c}走势",
     "bar_title": "{stem}：{c}各{pu}变化",
     "group_title": "{stem}：各{g}{c}全期变化（%）",
@@ -98,6 +101,7 @@ _LABELS_EN = {
     "extremes": "high {hi} on {hd}; low {lo} on {ld}",
     "vol": "std of {u} % change {sd}; annualised volatility {ann} ({n} observations a year)",
     "vol_1": "std of yearly % change {sd}",
+    "vol_0": "std of % change between observations {sd} (intraday data: not annualised)",
     "spread": "std of {u} values {sd} ({cv} of the mean)",
     "signed": "mean {mean}; std of {u} change {sd}",
     "trend": "linear trend: {slope} a year (R²={r2}); rising {pu}s {up}/{k}",
@@ -126,12 +130,14 @@ _LABELS_EN = {
     "unit_12": "monthly",
     "unit_4": "quarterly",
     "unit_1": "yearly",
+    "unit_0": "per-observation",
     "roll_252": "20-day moving average",
     "roll_365": "30-day moving average",
     "roll_52": "4-week moving average",
     "roll_12": "3-month moving average",
     "roll_4": "4-quarter moving average",
     "roll_1": "3-year moving average",
+    "roll_0": "20-observation moving average",
     "line_title": "{stem}: {c}",
     "bar_title": "{stem}: {c} change by {pu}",
     "group_title": "{stem}: {c} change over the period by {g} (%)",
@@ -229,6 +235,8 @@ _GROUP_WORDS = (
     "市",
     "国家",
 )
+# Identifiers, even when they are numbers (stock codes): never a series, maybe a group.
+_CODE_WORDS = ("code", "ticker", "symbol", "代码", "编号", "编码")
 _OUTPUT_CHARS = 1900
 _MAX_PERIODS = 24
 _L: dict = {}
@@ -257,7 +265,10 @@ def _date_column(df):
                 text = s.dropna().astype(str)
                 if not (named or (len(text) and text.str.match(_DATE_TEXT).mean() > 0.8)):
                     continue
-                d = pd.to_datetime(s.astype(str).where(s.notna()), errors="coerce", format="mixed")
+                # 2018年1月2日 → 2018-1-2, which the parser reads.
+                text = s.astype(str).str.replace(r"(\d)\s*[年月]\s*", r"\1-", regex=True)
+                text = text.str.replace(r"(\d)\s*日", r"\1", regex=True).str.rstrip("-")
+                d = pd.to_datetime(text.where(s.notna()), errors="coerce", format="mixed")
             if getattr(d.dt, "tz", None) is not None:
                 d = d.dt.tz_localize(None)
         except (ValueError, TypeError, OverflowError):
@@ -265,6 +276,15 @@ def _date_column(df):
         if d.notna().mean() > 0.8 and d.nunique() >= 6:
             return c, d
     return None, None
+
+
+def _as_number(s):
+    """A text column of numbers as exports write them: "1,234.5", "2.3M", "0.52%", "¥12",
+    "3.1万"; NaN where a value is not a number."""
+    t = s.astype(str).str.strip().str.replace(r"[,\s¥$€£%]", "", regex=True)
+    scale = t.str[-1:].str.upper().map({"K": 1e3, "M": 1e6, "B": 1e9, "万": 1e4, "亿": 1e8})
+    t = t.str.replace(r"[KMBkmb万亿]$", "", regex=True)
+    return pd.to_numeric(t, errors="coerce") * scale.fillna(1)
 
 
 def _say(text, prio=0):
@@ -337,8 +357,11 @@ def _change(a, b):
 
 
 def _per_year(idx):
-    # Observations a year, from the usual spacing of the dates (weekdays only: trading days).
-    step = idx.to_series().diff().dt.days.median()
+    # Observations a year, from the usual spacing of the dates (weekdays only: trading days);
+    # 0 for intraday data, which is not annualised.
+    step = idx.to_series().diff().dt.total_seconds().median() / 86400
+    if step < 0.5:
+        return 0
     if step <= 1.5:
         return 252 if (idx.day_of_week < 5).all() else 365
     return 52 if step <= 8 else 12 if step <= 32 else 4 if step <= 95 else 1
@@ -410,7 +433,7 @@ def _series_block(s, c, kind, n, yearly, prio):
     _say(_L["extremes"].format(hi=_fmt(s.max()), hd=hi, lo=_fmt(s.min()), ld=lo))
     if kind == "level":
         sd, ann = _volatility(s, n)
-        text = _L["vol_1"] if n == 1 else _L["vol"]
+        text = _L["vol_1"] if n == 1 else _L["vol_0"] if n == 0 else _L["vol"]
         _say(text.format(u=unit, sd=f"{sd:.2f}%", ann=f"{ann:.2f}%", n=n))
     elif kind == "flow":
         _say(_L["spread"].format(u=unit, sd=_fmt(s.std()), cv=f"{s.std() / s.mean() * 100:.2f}%"))
@@ -491,7 +514,7 @@ def _line_chart(df, dates, ts, gcol, groups, c, n, stem):
             s.plot(ax=ax, label=str(g), linewidth=1)
     else:
         ts[c].plot(ax=ax, label=_label(c), linewidth=1)
-        window = {252: 20, 365: 30, 52: 4, 12: 3, 4: 4, 1: 3}[n]
+        window = {0: 20, 252: 20, 365: 30, 52: 4, 12: 3, 4: 4, 1: 3}[n]
         if ts[c].count() > 2 * window:
             ts[c].rolling(window).mean().plot(ax=ax, label=_L[f"roll_{n}"], linewidth=2)
     ax.set_title(_L["line_title"].format(stem=stem, c=_label(c)))
@@ -540,7 +563,10 @@ def _group_column(df, skip):
         c
         for c in df.columns
         if c != skip
-        and not pd.api.types.is_numeric_dtype(df[c])
+        and (
+            not pd.api.types.is_numeric_dtype(df[c])
+            or any(w in str(c).lower() for w in _CODE_WORDS)
+        )
         and 2 <= df[c].nunique() <= 20
         and df[c].notna().mean() > 0.8
     ]
@@ -553,10 +579,19 @@ def _long_series(df, tcol, dates, stem, zh):
     no numeric column to follow over time."""
     _L.clear()
     _L.update(_LABELS_ZH if zh else _LABELS_EN)
+    df = df.copy()
+    for c in df.columns:
+        if c != tcol and not pd.api.types.is_numeric_dtype(df[c]) and df[c].notna().any():
+            v = _as_number(df[c])
+            if v.notna().sum() >= 0.9 * df[c].notna().sum():
+                df[c] = v
     nums = [
         c
         for c in df.select_dtypes("number").columns
-        if c != tcol and df[c].nunique() > 1 and not _re.match(r"unnamed|id$|序号", str(c), _re.I)
+        if c != tcol
+        and df[c].nunique() > 1
+        and not _re.match(r"unnamed|id$|序号", str(c), _re.I)
+        and not any(w in str(c).lower() for w in _CODE_WORDS)
     ]
     if not nums:
         return False
@@ -570,7 +605,7 @@ def _long_series(df, tcol, dates, stem, zh):
     cols = _main_columns(ts, nums)
     n = _per_year(ts.index)
     yearly = (ts.index[-1] - ts.index[0]).days >= 730
-    _SHOW["date"] = {1: "%Y", 4: "%Y-%m", 12: "%Y-%m"}.get(n, "%Y-%m-%d")
+    _SHOW["date"] = {0: "%Y-%m-%d %H:%M", 1: "%Y", 4: "%Y-%m", 12: "%Y-%m"}.get(n, "%Y-%m-%d")
     _say(_L["head"].format(t=tcol, a=_day(ts.index[0]), b=_day(ts.index[-1]), n=len(ts)))
     groups = []
     if gcol is not None:
