@@ -204,7 +204,7 @@ def test_exported_text_numbers_and_chinese_dates(tmp_path: Path, analyse: Analys
     volume = (sheet["Volume"] / 1e4).round(2) * 1e4
     assert f"成交量合计 {volume.sum():,.0f}" in text
     # a rate changes in points, not in per cent of itself
-    assert re.search(r"：涨跌幅由 [-\d.]+ 变为 [-\d.]+（[-+\d.]+）\n", text), text
+    assert re.search(r"：涨跌幅由 [-\d.]+ 变为 [-\d.]+（[-+\d.]+）。\n", text), text
 
 
 def test_groups_are_compared_group_by_group(tmp_path: Path, analyse: Analyse) -> None:

@@ -310,9 +310,16 @@ def _flush():
         top = max(p for p, _ in lines)
         del lines[max(i for i, (p, _) in enumerate(lines) if p == top)]
         cut = True
-    print("\n".join(t for _, t in lines))
+    print("\n".join(_sentence(t) for _, t in lines))
     if cut:
         print(_L["cut"])
+
+
+def _sentence(text):
+    # Each line a full sentence: excerpts shown to the writing model lose their line breaks.
+    if text.endswith(("：", ":", "】", "==")):
+        return text
+    return text + ("。" if _zh() else ".")
 
 
 def _zh():
