@@ -283,6 +283,21 @@ def test_long_output_keeps_the_headlines_within_the_evidence_text(
     assert text.rstrip().endswith("（其余明细从略）")
 
 
+def test_intraday_prices_are_not_annualised(tmp_path: Path, analyse: Analyse) -> None:
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    minutes = pd.date_range("2024-03-01 09:30", periods=240, freq="min")
+    price = (100 + np.cumsum(np.random.default_rng(4).normal(0, 0.1, 240))).round(2)
+    ticks = pd.DataFrame({"time": minutes.strftime("%Y-%m-%d %H:%M"), "price": price})
+    ticks.to_csv(folder / "ticks.csv", index=False)
+    text = analysis_text(analyse(folder, "ticks.csv", "en"))
+    s = ticks.set_index(minutes)["price"]
+    assert f"high {s.max():,.2f} on {s.idxmax():%Y-%m-%d %H:%M}" in text
+    std = s.pct_change().std() * 100
+    assert f"std of % change between observations {std:.2f}% (intraday data" in text
+    assert "annualised volatility" not in text and " a day (R²=" in text
+
+
 def test_ordinary_table_keeps_its_branch(tmp_path: Path, analyse: Analyse) -> None:
     """Two months are not a time series: summary statistics and group means as before."""
     folder = tmp_path / "folder"

@@ -26,6 +26,7 @@ characters the tool keeps as evidence text.
 """
 
 import re as _re
+import sys
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -48,6 +49,7 @@ _LABELS_ZH = {
     "spread": "{u}值标准差 {sd}（为均值的 {cv}）",
     "signed": "均值 {mean}；{u}变化量标准差 {sd}",
     "trend": "线性趋势：每年 {slope}（R²={r2}）；上升的{pu}份 {up}/{k}",
+    "trend_0": "线性趋势：每天 {slope}（R²={r2}）",
     "by_level": "按{pu}（均值；{pu}末值；较上{pu}末变化，首{pu}较期初）：",
     "by_flow": "按{pu}（合计；较上{pu}变化）：",
     "by_signed": "按{pu}（均值；较上{pu}均值变化）：",
@@ -105,6 +107,7 @@ _LABELS_EN = {
     "spread": "std of {u} values {sd} ({cv} of the mean)",
     "signed": "mean {mean}; std of {u} change {sd}",
     "trend": "linear trend: {slope} a year (R²={r2}); rising {pu}s {up}/{k}",
+    "trend_0": "linear trend: {slope} a day (R²={r2})",
     "by_level": "by {pu} (mean; {pu}-end value; change vs previous {pu} end, first {pu} "
     "vs its start):",
     "by_flow": "by {pu} (total; change vs previous {pu}):",
@@ -446,13 +449,16 @@ def _series_block(s, c, kind, n, yearly, prio):
         _say(_L["spread"].format(u=unit, sd=_fmt(s.std()), cv=f"{s.std() / s.mean() * 100:.2f}%"))
     else:
         _say(_L["signed"].format(mean=_fmt(s.mean()), u=unit, sd=_fmt(s.diff().std())))
-    years = (s.index - s.index[0]).days.to_numpy() / 365.25
+    years = (s.index - s.index[0]).total_seconds().to_numpy() / (365.25 * 86400)
     values = s.to_numpy(dtype=float)
     slope = np.polyfit(years, values, 1)[0]
     r2 = np.corrcoef(years, values)[0, 1] ** 2
     per, chg = _periods(s, kind, yearly)
     up, k = int((chg > 0).sum()), int(chg.notna().sum())
-    _say(_L["trend"].format(slope=_signed(slope), r2=f"{r2:.2f}", pu=pu, up=up, k=k))
+    if n == 0:  # intraday: a slope a year would be an extrapolation
+        _say(_L["trend_0"].format(slope=_signed(slope / 365.25), r2=f"{r2:.2f}"))
+    else:
+        _say(_L["trend"].format(slope=_signed(slope), r2=f"{r2:.2f}", pu=pu, up=up, k=k))
     one = kind == "level" and per["count"].max() == 1
     _say(_L["by_one" if one else f"by_{kind}"].format(pu=pu), prio)
     show = _pct if kind != "signed" else _signed
@@ -583,9 +589,20 @@ def _group_column(df, skip):
 
 def _long_series(df, tcol, dates, stem, zh):
     """Print the figures and draw the charts of a long series; False when the table has
-    no numeric column to follow over time."""
+    no numeric column to follow over time, or the analysis failed (the caller then
+    describes the table as an ordinary one, so the run still gets figures)."""
     _L.clear()
     _L.update(_LABELS_ZH if zh else _LABELS_EN)
+    try:
+        return _describe_series(df, tcol, dates, stem)
+    except Exception as e:  # an odd table must not cost the run its analysis
+        _OUT.clear()
+        plt.close("all")
+        print(f"long-series analysis of {stem} failed ({type(e).__name__}: {e})", file=sys.stderr)
+        return False
+
+
+def _describe_series(df, tcol, dates, stem):
     df = df.copy()
     for c in df.columns:
         if c != tcol and not pd.api.types.is_numeric_dtype(df[c]) and df[c].notna().any():
@@ -610,17 +627,22 @@ def _long_series(df, tcol, dates, stem, zh):
         [g[[c]].sum(min_count=1) if kinds[c] == "flow" else g[[c]].mean() for c in nums], axis=1
     ).sort_index()
     cols = _main_columns(ts, nums)
+    main = cols[0]
     n = _per_year(ts.index)
     yearly = (ts.index[-1] - ts.index[0]).days >= 730
     _SHOW["date"] = {0: "%Y-%m-%d %H:%M", 1: "%Y", 4: "%Y-%m", 12: "%Y-%m"}.get(n, "%Y-%m-%d")
     _say(_L["head"].format(t=tcol, a=_day(ts.index[0]), b=_day(ts.index[-1]), n=len(ts)))
     groups = []
     if gcol is not None:
-        counts = df[gcol].value_counts()
+        # The groups with the most rows first; among equals, the largest by the main column.
+        order = pd.DataFrame(
+            {"rows": df[gcol].value_counts(), "size": df.groupby(gcol)[main].mean()}
+        )
+        counts = order.sort_values(["rows", "size"], ascending=False)["rows"]
         groups = list(counts.index[:6])
         names = _L["sep"].join(str(x) for x in counts.index[:8])
         _say(_L["groups"].format(g=gcol, names=names, n=len(counts)))
-    main, bars, totals = cols[0], None, None
+    bars, totals = None, None
     for i, c in enumerate(cols):
         if gcol is not None and kinds[c] != "flow":
             changes, group_totals = _group_block(df, dates, gcol, c, kinds[c], n, yearly, groups)
