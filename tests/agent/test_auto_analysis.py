@@ -311,6 +311,28 @@ def test_ordinary_table_keeps_its_branch(tmp_path: Path, analyse: Analyse) -> No
     assert "描述统计" in text and "相关系数" in text and "长表时间序列" not in text
 
 
+def test_survey_with_submission_times_is_an_ordinary_table(
+    tmp_path: Path, analyse: Analyse
+) -> None:
+    """A form export stamps each answer with its time; the answers are not a time series."""
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    rng = np.random.default_rng(9)
+    times = pd.Timestamp("2024-05-01 08:00") + pd.to_timedelta(
+        np.sort(rng.uniform(0, 9e5, 60)), "s"
+    )
+    survey = pd.DataFrame(
+        {
+            "Timestamp": times.strftime("%Y/%m/%d %H:%M:%S"),
+            "Sleep quality": rng.integers(1, 6, 60),
+            "Stress level": rng.integers(1, 6, 60),
+        }
+    )
+    survey.to_csv(folder / "survey.csv", index=False)
+    text = analysis_text(analyse(folder, "survey.csv", "en"))
+    assert "summary statistics" in text and "long-format" not in text
+
+
 def test_is_table() -> None:
     assert is_table("data/prices.xlsx") and is_table("a.csv")
     assert not is_table("long_context_sampled_32k.json") and not is_table("report.pdf")

@@ -162,6 +162,9 @@ _ZH_NAMES = {
     "turnover": "成交额",
 }
 _DATE_NAME = _re.compile(r"date|time|day|month|year|period|week|日期|时间|日|月|年|期", _re.I)
+# Dates that stamp a record rather than place it in a series (a survey's submission time,
+# a birthday): such a table is described as an ordinary one.
+_RECORD_DATE = _re.compile(r"timestamp|submi|created|updated|birth|提交|填写|答题|出生|生日", _re.I)
 _DATE_TEXT = r"\s*(\d{4}[-/.年]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})"
 # Name fragments: the columns a reader cares about first; those that add up (flows); rates.
 _MAIN_WORDS = (
@@ -254,6 +257,8 @@ def _date_column(df):
     for c in df.columns:
         s = df[c]
         named = bool(_DATE_NAME.search(str(c)))
+        if _RECORD_DATE.search(str(c)):
+            continue
         try:
             if pd.api.types.is_datetime64_any_dtype(s):
                 d = s
