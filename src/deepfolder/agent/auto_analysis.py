@@ -1,23 +1,30 @@
 """Code-driven data analysis for the pipeline policy.
 
-A small local model cannot be trusted to write analysis code, yet a request for
-statistics and charts ("图表结合", "可视化", "数据挖掘") deserves real numbers. So when the
-request wants figures and the folder has tables, the pipeline runs a fixed, generic
-analysis of each table through the same ``run_python`` tool an agent would use (so it is
-sandboxed, recorded in the trace, and its outputs become citable evidence):
+A small local model cannot be trusted to write analysis code, yet a request built on the
+user's data deserves real numbers. So the pipeline runs a fixed, generic analysis of each
+table through the same ``run_python`` tool an agent would use (so it is sandboxed,
+recorded in the trace, and its outputs become citable evidence):
 
 - wide time series (one column per date, like the JHU COVID-19 files): the total over
   time, new cases per month, and the top rows by the latest value;
+- long time series (a date column plus numeric columns, like a daily price sheet; the
+  code is ``auto_analysis_series.py``): the change over the whole period, per-year
+  (per-month under two years) figures and changes, extremes with their dates,
+  volatility, the linear trend, and per-group comparisons when a small group column
+  exists; a line chart with a rolling mean and a bar chart of the period changes;
 - ordinary tables: summary statistics, correlations between numeric columns, group
   means by the first low-cardinality column, a histogram and a correlation heatmap.
 
-The numbers printed and the charts drawn are evidence the writing model is shown and
-the figures are embedded in the data section.
+Every printed figure carries its label, period and date ("2018-01-02 至 2023-12-29 收盘价
+由 X 变为 Y（+Z%）"), so a sentence that cites the output can be checked against it. The
+whole output of a long series stays under the 2,000 characters the tool keeps as
+evidence text. The code run in the sandbox is plain pandas/numpy/matplotlib.
 """
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
+from functools import cache
+from pathlib import Path, PurePosixPath
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".xlsx", ".xls", "")
 
@@ -25,6 +32,16 @@ TABLE_SUFFIXES = (".csv", ".tsv", ".xlsx", ".xls", "")
 def is_table(rel: str) -> bool:
     name = PurePosixPath(rel).name.lower()
     return not name.startswith("long_context") and PurePosixPath(name).suffix in TABLE_SUFFIXES
+
+
+SERIES_CODE = Path(__file__).with_name("auto_analysis_series.py")
+"""The long-series analysis, run in the sandbox as text (it defines ``_date_column`` and
+``_long_series``)."""
+
+
+@cache
+def series_code() -> str:
+    return SERIES_CODE.read_text(encoding="utf-8")
 
 
 def analysis_code(rel: str, language: str) -> str:
@@ -45,11 +62,18 @@ def analysis_code(rel: str, language: str) -> str:
         "dist": "分布" if zh else "distribution",
         "count": "频数" if zh else "count",
     }
+    title = f"数据分析：{rel}" if zh else f"Data analysis: {rel}"
     return f'''\
+# {title}
 import re as _re
 _path = {rel!r}
 _stem = _path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
 if _path.lower().endswith((".xlsx", ".xls")):
+    # openpyxl's import builds a MIME table from the system's files (/etc/mime.types),
+    # which the sandbox refuses to read; Python's built-in table is all it needs.
+    import mimetypes as _mt
+    _mt.knownfiles = []
+    _mt.init()
     _df = pd.read_excel(_path)
 else:
     _df = pd.read_csv(_path, sep=None, engine="python")
@@ -58,6 +82,8 @@ _dates = [c for c in _df.columns if _re.fullmatch(r"\\d{{1,2}}/\\d{{1,2}}/\\d{{2
 _df = _df.rename(columns=lambda c: "".join(ch for ch in str(c) if ord(ch) < 0x10000).strip()[:40])
 _txt = [c for c in _df.columns if pd.api.types.is_string_dtype(_df[c]) or _df[c].dtype == object]
 print(f"{{_path}}: {{len(_df)}} {t["rows"]} x {{len(_df.columns)}}")
+{series_code()}
+_tcol, _tdates = (None, None) if len(_dates) >= 10 else _date_column(_df)
 if len(_dates) >= 10:
     _s = _df[_dates].sum()
     _s.index = pd.to_datetime(_s.index, format="mixed")
@@ -82,6 +108,8 @@ if len(_dates) >= 10:
         _ax2.set_title(f"{{_stem}}：{t["top"]}")
         _ax2.set_xlabel("{t["value"]}")
         _fig2.tight_layout()
+elif _tcol is not None and _long_series(_df, _tcol, _tdates, _stem, {zh!r}):
+    pass
 else:
     _num = _df.select_dtypes("number")
     print("{t["summary"]}:")
