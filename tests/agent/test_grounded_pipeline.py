@@ -7,9 +7,11 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 import spine_fixtures
 from deepfolder.agent.brief import build_brief
-from deepfolder.agent.pipeline import run_pipeline
+from deepfolder.agent.pipeline import run_pipeline, wants_analysis
 from deepfolder.index import open_index
 from deepfolder.llm.fake import FunctionModel
 from deepfolder.records import FinalAnswerStep, Locator, NoteStep, Segment, Source, ToolCallStep
@@ -167,3 +169,20 @@ def test_a_sentence_repeated_across_sections_is_written_once(tmp_path: Path) -> 
     text = steps[-1].text
     assert text.count("不需要单独的奖励模型") == 1
     assert any(isinstance(s, NoteStep) and "repeated sentence" in s.message for s in steps)
+
+
+@pytest.mark.parametrize(
+    ("request_text", "expected"),
+    [
+        ("基于提供的某股票日线数据集，撰写一篇3000至5000字的市场趋势分析报告。", True),
+        ("请根据提供的Excel数据，分析学生压力的影响因素。", True),
+        ("写一篇关于新能源汽车市场的分析报告。", False),  # no data of the user's
+        ("请基于我提供的论文写一篇阅读报告。", False),  # the user's paper is not data
+    ],
+)
+def test_a_request_built_on_the_users_data_gets_the_analysis(
+    tmp_path: Path, request_text: str, expected: bool
+) -> None:
+    ctx = _context(tmp_path, with_video=False)
+    state = pipeline_state(ctx, request_text, FunctionModel(_writer, is_local=True))
+    assert wants_analysis(state) is expected
