@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 
 from deepfolder.records import Evidence
+from deepfolder.validate.constraints import cjk_ratio
 from deepfolder.validate.numbers import statistics
 
 SENTENCE_RE = re.compile(r"[^。！？!?；\n]+[。！？!?；]?|[^.!?\n]+[.!?](?=\s|$)")
@@ -36,9 +37,7 @@ def _latin(text: str) -> set[str]:
 
 
 def _mostly_latin(text: str) -> bool:
-    letters = [ch for ch in text if ch.isalpha()]
-    cjk = sum("\u4e00" <= ch <= "\u9fff" for ch in letters)
-    return bool(letters) and cjk < 0.1 * len(letters)
+    return cjk_ratio(text) < 0.2
 
 
 def _overlap(sentence: str, grams: set[str], stats: set[str], ev: _EvidenceGrams) -> float:

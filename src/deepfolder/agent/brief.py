@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from deepfolder.index.base import Index
 from deepfolder.records import Evidence, Segment, Source
+from deepfolder.validate.constraints import cjk_ratio
 from deepfolder.validate.placeholders import PLACEHOLDER
 
 MEDIA_KINDS = {"video", "audio"}
@@ -194,7 +195,7 @@ def brief_file(
     builder = _BUILDERS.get(source.kind, _brief_text)
     brief = builder(source, segments)
     text = " ".join(s.text for s in segments[:20])
-    brief.language = "zh" if _cjk_share(text) > 0.2 else ("en" if text.strip() else "")
+    brief.language = "zh" if cjk_ratio(text) > 0.5 else ("en" if text.strip() else "")
     if not brief.facts and brief.problem is None:
         brief.problem = _unreadable_reason(source, vision_available)
     brief.terms = _dedupe([t for t in brief.terms if t and not PLACEHOLDER.search(t)])[:12]
@@ -264,7 +265,7 @@ def _brief_pdf(source: Source, segments: list[Segment]) -> FileBrief:
             brief.facts.append(BriefFact("venue", " ".join(venue.split()), _ev(source, seg)))
             break
     abstract = ""
-    m = (re.search(r"摘\s*要\s*[:：]?\s*", text) if _cjk_share(text) > 0.3 else None) or re.search(
+    m = (re.search(r"摘\s*要\s*[:：]?\s*", text) if cjk_ratio(text) > 0.3 else None) or re.search(
         r"(?:^|\n)\s*(?:Abstract|ABSTRACT)\s*[:：.]?\s*", text
     )
     if m:
@@ -337,7 +338,7 @@ def _authors(lines: list[str]) -> tuple[list[str], list[str]]:
             parts = [p.strip(" ,;") for p in _NAME_MARKS.split(line)]
             affiliations += [p for p in parts if p]
             continue
-        if _cjk_share(line) > 0.5:  # "王 田", "张三，李四"
+        if cjk_ratio(line) > 0.5:  # "王 田", "张三，李四"
             for name in re.split(r"[,，、;；|]|\s{2,}", _NAME_MARKS.sub("|", line)):
                 name = "".join(name.split())
                 if re.fullmatch(r"[\u4e00-\u9fff]{2,4}", name):
@@ -512,10 +513,3 @@ def _title_terms(title: str) -> list[str]:
 def _acronyms(text: str) -> list[str]:
     counts = Counter(m for m in _ACRONYM.findall(text) if m not in {"LM", "LMS", "AI", "IT", "OK"})
     return [a for a, _ in counts.most_common(4)]
-
-
-def _cjk_share(text: str) -> float:
-    letters = [ch for ch in text if ch.isalpha()]
-    if not letters:
-        return 0.0
-    return sum("\u4e00" <= ch <= "\u9fff" for ch in letters) / len(letters)

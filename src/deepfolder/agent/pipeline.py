@@ -42,7 +42,7 @@ from deepfolder.records import (
     ToolResultStep,
 )
 from deepfolder.tools.base import Tool, ToolContext, ToolOutput
-from deepfolder.validate.constraints import RequestConstraints
+from deepfolder.validate.constraints import RequestConstraints, cjk_ratio
 from deepfolder.validate.document import is_reference_title
 from deepfolder.validate.length import count_length
 from deepfolder.validate.placeholders import without_template_sentences
@@ -373,7 +373,7 @@ def write_prompt(
             "优先使用用户文件中的内容，网页只作补充；"
             "不要添加材料以外的背景信息、地名或数据；英文材料请译成中文再使用；"
             f"{style}不要写标题、列表或加粗，不要写参考文献和材料编号。{extra}\n\n"
-            f"材料：\n{items}\n\n请直接输出本节正文："
+            f"材料：\n{items}\n\n请直接用中文输出本节正文（不要照抄英文原文）："
         )
     bullets = (
         "Do not use bullet lists; write connected paragraphs. "
@@ -400,6 +400,31 @@ def _subject_line(state: PipelineState) -> str:
         for f in state.brief.readable[:4]
     ]
     return ("用户提供的材料：" if state.zh else "The user's files: ") + "；".join(names)
+
+
+def in_chinese(state: PipelineState, text: str) -> Generator[Step, None, str]:
+    """The small model often copies English excerpts into a Chinese report: paragraphs
+    that are mostly English are translated (names and terms such as DPO stay)."""
+    paras = text.split("\n")
+    english = [i for i, p in enumerate(paras) if len(p) >= 40 and cjk_ratio(p) < 0.5]
+    if not english:
+        return text
+    source = "\n\n".join(paras[i] for i in english)
+    prompt = (
+        "请把下面的英文内容忠实地翻译成简体中文书面语，保留人名、模型名和缩写（如 DPO、RLHF）"
+        f"的英文写法，不要增加内容，只输出译文：\n\n{source}"
+    )
+    tokens = min(state.max_tokens, int(len(source) * 0.8) + 100)
+    response, step = ask(state, prompt, max_tokens=tokens, purpose="translate to Chinese")
+    yield step
+    done = clean_section_text(response.content or "", SectionPlan("", "", 0)).strip()
+    if not done or cjk_ratio(done) < 0.5:
+        yield NoteStep(turn=state.turn, level="warning", message="translation kept English text")
+        return text
+    paras[english[0]] = done
+    for i in english[1:]:
+        paras[i] = ""
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(paras)).strip()
 
 
 def write_section(
@@ -444,6 +469,8 @@ def write_section(
         )
         yield step
         new = clean_section_text(response.content or "", plan)
+        if state.zh:
+            new = yield from in_chinese(state, new)
         if attempt == 0:
             text = new
         elif new and new not in text:

@@ -34,6 +34,7 @@ import numpy as np
 from deepfolder.llm.base import ChatModel, ModelError
 from deepfolder.records import Evidence
 from deepfolder.validate.citations import remove_citations
+from deepfolder.validate.constraints import cjk_ratio
 from deepfolder.validate.placeholders import template_text, without_template_sentences
 
 Verdict = Literal["supported", "weak", "unsupported"]
@@ -192,16 +193,9 @@ def local_verdict(
 _LATIN_TERM = re.compile(r"[A-Za-z][A-Za-z0-9\-]{1,}|\d+(?:\.\d+)?%?")
 
 
-def _cjk_share(text: str) -> float:
-    letters = [ch for ch in text if ch.isalpha()]
-    if not letters:
-        return 0.0
-    return sum("\u4e00" <= ch <= "\u9fff" for ch in letters) / len(letters)
-
-
 def _cross_script(claim: str, evidence: str) -> bool:
-    a, b = _cjk_share(claim), _cjk_share(evidence)
-    return (a > 0.5 and b < 0.1) or (a < 0.1 and b > 0.5)
+    a, b = cjk_ratio(claim), cjk_ratio(evidence)
+    return (a > 0.8 and b < 0.2) or (a < 0.2 and b > 0.8)
 
 
 _ENCODER: list[Embedder | None] = []
