@@ -245,3 +245,22 @@ def test_replay_serves_matching_calls_and_stops_at_the_first_miss() -> None:
     assert ask("c") == "live c"  # nothing is replayed after a divergence
     assert (log.served, log.sent, log.diverged_at) == (2, 2, 2)
     assert len(live.calls) == 2
+
+
+def test_cli_resume_refuses_changed_settings_and_reports_a_finished_run(
+    tmp_path: Path, baseline: tuple[Path, Settings], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from deepfolder.cli import main
+
+    done, s = baseline
+    out = tmp_path / "run"
+    with pytest.raises(Interrupt):
+        run_task(DEMO, None, s, out=out, model=interrupting(small_model, 3, Interrupt()))
+    assert main(["run", "--resume", str(out), "--max-turns", "3"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "cannot resume" in err and "agent.max_turns" in err and "--force" in err
+    assert main(["run", str(DEMO), "--resume", str(out)]) == 2
+    assert "--resume takes only the run directory" in capsys.readouterr().err
+    assert main(["run"]) == 2
+    assert main(["run", "--resume", str(done)]) == 0
+    assert "already finished; nothing to do" in " ".join(capsys.readouterr().err.split())

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from deepfolder.llm.base import Message
+import pytest
+
+from deepfolder.llm.base import Message, ModelError
 from deepfolder.llm.fake import FunctionModel
 from deepfolder.records import Evidence
 from deepfolder.validate.checks import validate_report
@@ -185,3 +187,22 @@ def test_split_and_join_round_trip() -> None:
     sections = split_sections(text)
     assert [s.title for s in sections] == ["", "标题", "一", "二"]
     assert join_sections(sections) == text
+
+
+def test_a_model_that_stays_down_ends_the_revision(evidence, by_id, seen) -> None:
+    """A ModelError (retries exhausted) is not a writer's mistake to note and skip: it
+    ends the run, which can then be resumed (runner/resume.py)."""
+    constraints = parse_request(REQUEST)
+
+    def down(section: Section, instructions: list[RevisionInstruction]) -> str:
+        raise ModelError("vllm:test at http://127.0.0.1:1/v1: HTTP 503 after 5 retries")
+
+    with pytest.raises(ModelError, match="HTTP 503"):
+        revise_until_valid(
+            _short_report(evidence),
+            constraints,
+            rewrite_section=down,
+            add_section=lambda required, instructions: "",
+            validate=lambda t: validate_report(t, constraints, resolve=by_id.get, seen_ids=seen),
+            max_rounds=2,
+        )

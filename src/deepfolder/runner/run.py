@@ -125,7 +125,6 @@ def run_task(
         model = create_chat_model(settings)
     if resume is None:
         run_dir = choose_run_dir(folder, out)
-        start_run_record(run_dir, folder, settings)
         write_text(run_dir / "request.txt", request_text + "\n")
         write_json(
             run_dir / "settings.json",
@@ -136,6 +135,7 @@ def run_task(
                 "request_from": request_origin,
             },
         )
+        start_run_record(run_dir, folder, settings)  # last: a run.json means resumable
         console.print(f"[bold]deepfolder run[/] {folder} → {run_dir}")
     else:
         run_dir = resume.run_dir
