@@ -18,7 +18,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import re
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -56,12 +59,84 @@ class Interrupting(FunctionModel):
         return super()._reply(messages, tools, kwargs)
 
 
+def server_reply(body: dict[str, Any]) -> dict[str, Any]:
+    """``section_writer`` behind an OpenAI-compatible server (for the process measurement)."""
+    from scripted_server import completion
+
+    schema = json.dumps(body.get("response_format") or {})
+    if '"verdict"' in schema:
+        return completion('{"verdict": "supported", "reason": "stated in the passage"}')
+    if '"sections"' in schema:
+        return completion('{"sections": ["背景", "分析", "结论"]}')
+    if '"queries"' in schema:
+        body["messages"][-1]["content"] += "\nJSON"
+    return completion(section_writer(body["messages"], None))
+
+
+def measure_process(folder: Path, tmp: Path, cache: Path, dense: bool) -> None:
+    """The same interruption with real processes: ``deepfolder run`` SIGKILLed when it asks
+    for the last section, then ``deepfolder run --resume``; overhead is from starting the
+    resume process to the first request the model server receives from it."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from scripted_server import ScriptedServer
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEEPFOLDER_")}
+    env["DEEPFOLDER_ALLOW_MODEL_REQUESTS"] = "1"  # the server is on 127.0.0.1
+    with ScriptedServer(server_reply, tmp / "requests.jsonl") as server:
+        command = [sys.executable, "-m", "deepfolder.cli", "run", str(folder)]
+        command += ["--model", "vllm:scripted", "--base-url", server.base_url]
+        command += ["--policy", "pipeline", "--cache-dir", str(cache)]
+        command += [] if dense else ["--no-dense"]
+        done = tmp / "p-done"
+        subprocess.run([*command, "--out", str(done)], env=env, capture_output=True, check=True)
+        trace = [json.loads(x) for x in (done / "trace.jsonl").read_text().splitlines()]
+        drafting = trace[: next(i for i, r in enumerate(trace) if r["kind"] == "final_answer")]
+        last = [r for r in drafting if r["kind"] == "model_call"][-1]["prompt_sha256"]
+        out = tmp / "p-run"
+        proc = subprocess.Popen([*command, "--out", str(out)], env=env, stderr=subprocess.PIPE)
+
+        def kill(n: int, body: dict[str, Any]) -> bool:
+            if server.requests[n - 1]["prompt_sha256"] != last:
+                return True
+            server.on_request = None
+            proc.send_signal(signal.SIGKILL)
+            return False
+
+        server.on_request = kill
+        proc.communicate()
+        first: list[float] = []
+
+        def note_first(n: int, body: dict[str, Any]) -> bool:
+            first.append(time.time())
+            server.on_request = None
+            return True
+
+        server.on_request = note_first
+        started = time.time()
+        subprocess.run(
+            [sys.executable, "-m", "deepfolder.cli", "run", "--resume", str(out)],
+            env=env,
+            capture_output=True,
+            check=True,
+        )
+    same = all((out / n).read_bytes() == (done / n).read_bytes() for n in OUTPUTS)
+    resumed = json.loads((out / "run.json").read_text())["resumes"][-1]
+    print(
+        f"process: `deepfolder run --resume` start → first request at the server: "
+        f"{first[0] - started:.2f} s ({resumed['replayed_model_calls']} calls replayed; "
+        f"inside the run {resumed['seconds_to_first_new_call']} s); outputs equal: {same}"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cases-dir", type=Path, default=CASES)
     parser.add_argument("--case", default="002")
     parser.add_argument("--no-dense", action="store_true")
     parser.add_argument("--cache", type=Path, help="index cache (default: a temporary one)")
+    parser.add_argument(
+        "--process", action="store_true", help="also measure with real processes and SIGKILL"
+    )
     args = parser.parse_args(argv)
     folder = args.cases_dir / args.case
     if not folder.is_dir():
@@ -114,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{outcome['new_model_calls']} new)"
         )
         print(f"outputs equal to the uninterrupted run: {same}")
+        if args.process:
+            measure_process(folder, tmp, Path(settings.cache_path()), not args.no_dense)
     return 0
 
 
