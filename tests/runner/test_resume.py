@@ -264,3 +264,33 @@ def test_cli_resume_refuses_changed_settings_and_reports_a_finished_run(
     assert main(["run"]) == 2
     assert main(["run", "--resume", str(done)]) == 0
     assert "already finished; nothing to do" in " ".join(capsys.readouterr().err.split())
+
+
+def test_each_step_is_on_disk_before_the_next_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The recorder fsyncs every trace line as it is written, so a kill loses at most the
+    step in progress."""
+    import deepfolder.trace.recorder as recorder_module
+    from deepfolder.records import NoteStep
+    from deepfolder.trace.recorder import RunRecorder
+
+    synced: list[int] = []
+    real_fsync = recorder_module.os.fsync
+
+    def fsync(fd: int) -> None:
+        real_fsync(fd)
+        synced.append(len((tmp_path / "trace.jsonl").read_text("utf-8").splitlines()))
+
+    monkeypatch.setattr(recorder_module.os, "fsync", fsync)
+    recorder = RunRecorder(tmp_path, live=False)
+    for n in range(3):
+        recorder.record(NoteStep(turn=n, message=f"step {n}"))
+    assert synced == [1, 2, 3]
+    recorder.already_written = lambda step: step.turn == 3  # a resumed run's replayed step
+    recorder.record(NoteStep(turn=3, message="already in the trace"))
+    recorder.record(NoteStep(turn=4, message="new"))
+    recorder.close()
+    lines = (tmp_path / "trace.jsonl").read_text("utf-8").splitlines()
+    assert [json.loads(x)["turn"] for x in lines] == [0, 1, 2, 4]
+    assert len(recorder.steps) == 5

@@ -126,6 +126,8 @@ class ReplayingModel:
 
     def __getattr__(self, name: str) -> Any:
         # backend-specific attributes (usage totals, retry counts) come from the real model
+        if name == "inner":  # not set yet (copy, unpickling): no recursion
+            raise AttributeError(name)
         return getattr(self.inner, name)
 
     def count_tokens(self, text: str) -> int:
