@@ -186,13 +186,14 @@ def test_changed_settings_or_inputs_are_refused_unless_forced(
 
     plan = prepare_resume(out, force=True)
     assert isinstance(plan, ResumePlan) and plan.forced
-    run_task(
-        plan.folder,
-        None,
-        plan.settings,
-        model=FunctionModel(small_model, is_local=True),
-        resume=plan,
-    )
+    model = FunctionModel(small_model, is_local=True)
+    run_task(plan.folder, None, plan.settings, model=model, resume=plan)
+    # the folder summary changed, so the run diverged from its trace at once: it says so,
+    # writes every step anew, and asks the model whatever no longer matches
+    notes = [r["message"] for r in trace_records(out) if r["kind"] == "note"]
+    assert any("differs from record 1 of the trace" in n for n in notes)
+    assert model.calls and plan.log.diverged_at is not None
+    assert (out / "report.md").is_file()
     marker = next(
         r for r in trace_records(out) if r["kind"] == "note" and r["message"].startswith("resume:")
     )

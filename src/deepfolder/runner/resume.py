@@ -197,9 +197,9 @@ class TraceCursor:
             NoteStep(
                 turn=step.turn,
                 level="warning",
-                message=f"resume: the run diverged from its trace at record {self.pos + 1} "
-                f"({self.records[self.pos].get('kind')}, now {step.kind}); the steps below "
-                "are new",
+                message=f"resume: the re-executed run differs from record {self.pos + 1} of "
+                f"the trace (recorded: {self.records[self.pos].get('kind')}, now: {step.kind}); "
+                "every step from here on is written anew",
             )
         )
         return False
