@@ -29,6 +29,7 @@ RUN_OUTPUTS = [
     "evidence.jsonl",
     "request.txt",
     "ingest_report.json",
+    "run.json",
 ]
 """Every file a run directory holds (docs/architecture.md, "What a run leaves behind")."""
 

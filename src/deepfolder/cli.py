@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         "report.md, report.html, report.original.md, comparison.txt, validation.json, "
         "trace.jsonl, turns.txt, usage.json, settings.json, evidence.jsonl.",
     )
-    run.add_argument("folder", type=Path, help="folder of materials (never written to)")
+    run.add_argument("folder", type=Path, nargs="?", help="folder of materials (never written to)")
     run.add_argument(
         "request",
         nargs="?",
@@ -77,6 +77,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-turns", type=int, help="model turns before the agent must answer")
     run.add_argument("--max-revisions", type=int, help="validation/revision rounds")
     run.add_argument("--strict", action="store_true", help="exit 1 when validation still fails")
+    run.add_argument(
+        "--resume",
+        type=Path,
+        metavar="RUN_DIR",
+        help="continue an interrupted run in RUN_DIR (its folder, request and settings); "
+        "recorded model calls are replayed, not sent again",
+    )
+    run.add_argument(
+        "--force",
+        action="store_true",
+        help="with --resume: resume even when the settings or the folder's files changed "
+        "(recorded in the trace)",
+    )
     _add_model_args(run)
     _add_settings_args(run)
 
@@ -129,6 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _settings_from(args: argparse.Namespace) -> Any:
     from deepfolder.settings import load_settings
 
+    return load_settings(preset=args.preset, config_path=args.config, overrides=_overrides(args))
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given explicitly on the command line."""
     overrides: dict[str, Any] = {}
 
     def put(section: str, key: str, value: Any) -> None:
@@ -148,15 +166,57 @@ def _settings_from(args: argparse.Namespace) -> Any:
         put("retrieval", "dense", False)
     if getattr(args, "cache_dir", None):
         overrides["cache_dir"] = args.cache_dir
-    return load_settings(preset=args.preset, config_path=args.config, overrides=overrides)
+    return overrides
 
 
 def _cmd_run(args: argparse.Namespace, console: Console) -> int:
+    from deepfolder.llm.base import ModelError
+    from deepfolder.runner.resume import FinishedRun, prepare_resume, resume_command
     from deepfolder.runner.run import run_task
 
-    result = run_task(
-        args.folder, args.request, _settings_from(args), out=args.out, console=console
-    )
+    run_dirs: list[Path] = []
+    try:
+        if args.resume is not None:
+            if args.folder is not None or args.out is not None:
+                raise _UserError(
+                    "--resume takes only the run directory: its folder, request and output "
+                    "directory are the run's own"
+                )
+            plan = prepare_resume(args.resume, _overrides(args), force=args.force)
+            if isinstance(plan, FinishedRun):
+                console.print(
+                    f"{plan.run_dir} already finished; nothing to do (report: {plan.report_path})"
+                )
+                return 0
+            result = run_task(
+                plan.folder,
+                None,
+                plan.settings,
+                console=console,
+                resume=plan,
+                on_run_dir=run_dirs.append,
+            )
+        else:
+            if args.folder is None:
+                raise _UserError("give the folder of materials, or --resume RUN_DIR")
+            result = run_task(
+                args.folder,
+                args.request,
+                _settings_from(args),
+                out=args.out,
+                console=console,
+                on_run_dir=run_dirs.append,
+            )
+    except KeyboardInterrupt:
+        console.print("\n[yellow]interrupted[/]: the trace is complete up to the last step")
+        for run_dir in run_dirs:
+            console.print(f"resume with: {resume_command(run_dir)}")
+        return 130
+    except ModelError as exc:
+        console.print(f"[red]model error:[/] {exc}")
+        for run_dir in run_dirs:
+            console.print(f"the trace is intact; resume with: {resume_command(run_dir)}")
+        return 3
     console.print(f"\n[bold green]report:[/] {result.report_path}")
     if result.failures:
         console.print(

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from deepfolder.llm.base import Message
+import pytest
+
+from deepfolder.llm.base import Message, ModelError
 from deepfolder.llm.fake import FunctionModel
 from deepfolder.records import Evidence
 from deepfolder.validate.checks import validate_report
@@ -326,3 +328,22 @@ def test_template_text_in_a_table_goes_to_the_writer(evidence, by_id, seen) -> N
     [instruction] = revision_instructions(validate(text), text, constraints)
     assert (instruction.section_title, instruction.check) == ("（3）案例分析", "placeholder_text")
     assert instruction.message.startswith("template text, not a fact: placeholder 'xxx' in")
+
+
+def test_a_model_that_stays_down_ends_the_revision(evidence, by_id, seen) -> None:
+    """A ModelError (retries exhausted) is not a writer's mistake to note and skip: it
+    ends the run, which can then be resumed (runner/resume.py)."""
+    constraints = parse_request(REQUEST)
+
+    def down(section: Section, instructions: list[RevisionInstruction]) -> str:
+        raise ModelError("vllm:test at http://127.0.0.1:1/v1: HTTP 503 after 5 retries")
+
+    with pytest.raises(ModelError, match="HTTP 503"):
+        revise_until_valid(
+            _short_report(evidence),
+            constraints,
+            rewrite_section=down,
+            add_section=lambda required, instructions: "",
+            validate=lambda t: validate_report(t, constraints, resolve=by_id.get, seen_ids=seen),
+            max_rounds=2,
+        )

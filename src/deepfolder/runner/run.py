@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,13 @@ from deepfolder.records import Evidence, FinalAnswerStep, NoteStep, Step, TaskSt
 from deepfolder.report.render import finalize_markdown, markdown_to_html, title_of
 from deepfolder.runner.outputs import comparison_text, write_json, write_text
 from deepfolder.runner.request import choose_run_dir, resolve_request
+from deepfolder.runner.resume import (
+    ResumePlan,
+    mark_finished,
+    mark_stopped,
+    record_inputs,
+    start_run_record,
+)
 from deepfolder.runner.revision import RecordedModel, Revisor
 from deepfolder.settings import Settings
 from deepfolder.tools.base import Tool, ToolContext
@@ -92,13 +99,20 @@ def run_task(
     model: ChatModel | None = None,
     console: Console | None = None,
     vision: ChatModel | None = None,
+    resume: ResumePlan | None = None,
+    on_run_dir: Callable[[Path], None] | None = None,
 ) -> RunResult:
     """Run one task end to end and write the run directory.
 
     ``model`` replaces the settings' chat model and ``vision`` the settings' vision model
-    (``model.vision_model``); tests pass fake models here.
+    (``model.vision_model``); tests pass fake models here. ``resume`` continues an
+    interrupted run in its own directory (``runner/resume.py``; folder, request and
+    settings then come from the plan). ``on_run_dir`` is told the run directory as soon
+    as it exists, so a caller can print the resume command when the run is stopped.
     """
     console = console or Console(stderr=True)
+    if resume is not None:
+        folder, request, settings = resume.folder, resume.request, resume.settings
     folder = folder.expanduser()
     if not folder.is_dir():
         from deepfolder.runner.request import RunSetupError
@@ -109,18 +123,43 @@ def run_task(
         from deepfolder.llm.registry import create_chat_model
 
         model = create_chat_model(settings)
-    run_dir = choose_run_dir(folder, out)
-    write_text(run_dir / "request.txt", request_text + "\n")
-    write_json(
-        run_dir / "settings.json",
-        {
-            "settings": settings.to_json_dict(),
-            "settings_hash": settings.settings_hash(),
-            "ingest_hash": settings.ingest_hash(),
-            "request_from": request_origin,
-        },
-    )
-    console.print(f"[bold]deepfolder run[/] {folder} → {run_dir}")
+    if resume is None:
+        run_dir = choose_run_dir(folder, out)
+        write_text(run_dir / "request.txt", request_text + "\n")
+        write_json(
+            run_dir / "settings.json",
+            {
+                "settings": settings.to_json_dict(),
+                "settings_hash": settings.settings_hash(),
+                "ingest_hash": settings.ingest_hash(),
+                "request_from": request_origin,
+            },
+        )
+        start_run_record(run_dir, folder, settings)  # last: a run.json means resumable
+        console.print(f"[bold]deepfolder run[/] {folder} → {run_dir}")
+    else:
+        run_dir = resume.run_dir
+        model = resume.wrap(model)  # recorded calls are answered from the trace
+        console.print(f"[bold]deepfolder run --resume[/] {run_dir} ({folder})")
+    if on_run_dir is not None:
+        on_run_dir(run_dir)
+    try:
+        return _run_in(run_dir, folder, request_text, settings, model, console, vision, resume)
+    except BaseException as exc:  # Ctrl-C, a model that stays down, our own bug
+        mark_stopped(run_dir, f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def _run_in(
+    run_dir: Path,
+    folder: Path,
+    request_text: str,
+    settings: Settings,
+    model: ChatModel,
+    console: Console,
+    vision: ChatModel | None,
+    resume: ResumePlan | None,
+) -> RunResult:
 
     from deepfolder.ingest import ingest_folder
     from deepfolder.runner.progress import ingest_progress
@@ -128,7 +167,9 @@ def run_task(
     started = time.time()
     with ingest_progress(console) as progress:
         corpus = ingest_folder(folder, settings, progress=progress)
-    write_json(run_dir / "ingest_report.json", corpus.report.to_dict())
+    if resume is None or not (run_dir / "ingest_report.json").exists():
+        write_json(run_dir / "ingest_report.json", corpus.report.to_dict())
+        record_inputs(run_dir, ((f.path, f.sha256) for f in corpus.report.files))
     failed = corpus.report.failures
     console.print(
         f"indexed {len(corpus.report.files) - len(failed)} file(s), {corpus.index.count()} passages "
@@ -156,7 +197,7 @@ def run_task(
     if vision is None:
         vision = _vision_model(settings)
     if vision is not None:
-        ctx.services["vision"] = vision
+        ctx.services["vision"] = resume.wrap(vision) if resume else vision
     tools = available_tools(ctx)
     policy = choose_policy(settings, model)
     from deepfolder.agent.brief import build_brief
@@ -166,6 +207,8 @@ def run_task(
         console.print(f"[yellow]{f.source.display_name}: {f.problem}[/]")
 
     recorder = RunRecorder(run_dir, console=console, price=_pricer(settings))
+    if resume is not None:
+        resume.attach(recorder)
     if "vision" in ctx.services:  # the vision model's calls belong in the trace too
         ctx.services["vision"] = RecordedModel(
             ctx.services["vision"], recorder, "vision", lambda: recorder.turn
@@ -297,6 +340,14 @@ def run_task(
         corpus.close()
         recorder.close()
     report_path = run_dir / ("report.html" if constraints.format == "html" else "report.md")
+    if resume is not None:
+        resume.record_outcome()
+        o = resume.outcome()
+        console.print(
+            f"resumed: {o['replayed_model_calls']} model call(s) replayed from the trace, "
+            f"{o['new_model_calls']} new"
+        )
+    mark_finished(run_dir, report_path)
     return RunResult(run_dir, report_path, not failures, failures, final.cut_short)
 
 

@@ -3,13 +3,16 @@
 The same step records are the agent's memory, the progress view and the trace. Every
 step is appended to ``trace.jsonl`` as it happens (a crashed run still leaves its trace);
 ``turns.txt`` is the readable turn-by-turn log; ``usage.json`` sums tokens and cost per
-model.
+model. Each trace line is flushed and fsynced before the run goes on, so a run killed at
+any point can be resumed from what its trace holds (``runner/resume.py``).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -65,6 +68,9 @@ class RunRecorder:
         self._interactive = live and self.console.is_terminal
         self.turn = 0
         self.tools_called = 0
+        self.already_written: Callable[[Step], bool] | None = None
+        """Set by a resumed run: True for a step the interrupted run already wrote, which
+        is counted (usage, progress) but not written again."""
 
     # -- progress ------------------------------------------------------------------
     def _progress(self, message: str) -> None:
@@ -105,10 +111,13 @@ class RunRecorder:
                 entry["cost"] = None
             elif entry["cost"] is not None:
                 entry["cost"] += cost
-        self._trace.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
-        self._trace.flush()
+        written = self.already_written is not None and self.already_written(step)
+        if not written:
+            self._trace.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+            self._trace.flush()
+            os.fsync(self._trace.fileno())  # durable before the next step starts
         line = self._turn_line(step)
-        if line:
+        if line and not written:
             self._turns.write(line + "\n")
             self._turns.flush()
 

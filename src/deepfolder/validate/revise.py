@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from deepfolder.llm.base import ModelError
 from deepfolder.records import Evidence
 from deepfolder.validate.checks import ValidationReport, title_similarity
 from deepfolder.validate.citations import (
@@ -542,6 +543,10 @@ def _apply(
         old = sections[index]
         try:
             new = rewrite_section(old, own + globals_)
+        except ModelError:
+            # the endpoint stayed down through its retries: end the run (it can be
+            # resumed) rather than ship a report whose revision silently did not happen
+            raise
         except Exception as exc:  # a writer failure must not stop the run
             report.notes.append(f"rewrite of '{old.title}' failed: {exc}")
             continue
@@ -557,6 +562,8 @@ def _apply(
             continue
         try:
             new = add_section(i.required, [i, *globals_])
+        except ModelError:
+            raise  # as above: a model that stays down ends the run
         except Exception as exc:
             report.notes.append(f"adding section {i.required.display} failed: {exc}")
             continue

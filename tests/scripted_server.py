@@ -1,0 +1,122 @@
+"""A scripted OpenAI-compatible server on 127.0.0.1 for tests that run ``deepfolder`` as a
+real process.
+
+Each reply is computed from the request by ``reply(body) -> completion dict`` (so a
+resumed run gets the same answers as an uninterrupted one), and every request is logged
+in order, with the hash the trace records for its messages (``prompt_sha256``), to
+``requests`` and to a JSONL file. ``on_request(n, body)`` runs before the reply to
+request ``n`` (1-based) and may stop the client (kill it) or return False to leave the
+request unanswered. ``down`` makes every request fail with HTTP 503 (an endpoint that
+stays down).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from deepfolder.agent.loop import prompt_hash
+
+
+def completion(
+    content: str | None, *, tool_calls: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if tool_calls:
+        message["tool_calls"] = tool_calls
+    return {
+        "id": "chatcmpl-scripted",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "test-model",
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "finish_reason": "tool_calls" if tool_calls else "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
+    }
+
+
+def tool_call(name: str, arguments: dict[str, Any], call_id: str) -> dict[str, Any]:
+    return {
+        "id": call_id,
+        "type": "function",
+        "function": {"name": name, "arguments": json.dumps(arguments, ensure_ascii=False)},
+    }
+
+
+class ScriptedServer:
+    def __init__(
+        self,
+        reply: Callable[[dict[str, Any]], dict[str, Any]],
+        log_path: Path,
+    ) -> None:
+        self.reply = reply
+        self.log_path = log_path
+        self.requests: list[dict[str, Any]] = []
+        self.on_request: Callable[[int, dict[str, Any]], bool | None] | None = None
+        self.down = False
+        self._lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length", 0))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                n = outer._log(body)
+                hook = outer.on_request
+                if hook is not None and hook(n, body) is False:
+                    return  # left unanswered: the client was stopped
+                if outer.down:
+                    self._send(503, {"error": {"message": "endpoint down (scripted)"}})
+                    return
+                self._send(200, outer.reply(body))
+
+            def _send(self, status: int, body: Any) -> None:
+                data = json.dumps(body, ensure_ascii=False).encode()
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.send_response(status)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def _log(self, body: dict[str, Any]) -> int:
+        entry = {"prompt_sha256": prompt_hash(body.get("messages") or []), "down": self.down}
+        with self._lock:
+            self.requests.append({**entry, "body": body})
+            with self.log_path.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(entry) + "\n")
+            return len(self.requests)
+
+    def prompts(self, start: int = 0) -> list[str]:
+        """The message hashes of the requests from number ``start`` (0-based) on."""
+        return [r["prompt_sha256"] for r in self.requests[start:]]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def __enter__(self) -> ScriptedServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=5)
