@@ -2,6 +2,9 @@
 
 Every observation is compact (a token budget per call), shows evidence ids the model
 may cite, and ends with one status line. Evidence shown here becomes citable in the run.
+Folder text (passages, file names, article titles) is shown inside ``<material>`` blocks
+(:func:`~deepfolder.tools.base.quote_material`); ids, scores and hints are ours and
+stay outside.
 """
 
 from __future__ import annotations
@@ -14,9 +17,17 @@ from deepfolder.index.query import search_many
 from deepfolder.index.rerank import configured_reranker
 from deepfolder.llm.tokens import estimate_tokens
 from deepfolder.records import Evidence, Segment, Source
-from deepfolder.tools.base import ToolArgumentError, ToolContext, ToolOutput, tool
+from deepfolder.tools.base import (
+    ToolArgumentError,
+    ToolContext,
+    ToolOutput,
+    quote_material,
+    tool,
+)
 
-SNIPPET_CHARS = 240
+SNIPPET_CHARS = 228
+"""Characters of a passage shown in a search hit; with its <material> delimiters, eight
+long Chinese hits still fit the default result_token_budget."""
 
 
 def _one_line(text: str, limit: int) -> str:
@@ -48,7 +59,8 @@ def resolve_source_names(ctx: ToolContext, names: list[str]) -> tuple[str, ...]:
         if not matches:
             known = ", ".join(sorted({s.path for s in sources})[:15])
             raise ToolArgumentError(
-                f"no source named {name!r}; call list_sources() to see them. Known files: {known}"
+                f"no source named {name!r}; call list_sources() to see them. Known files:\n"
+                + quote_material(known, label="file names")
             )
         out.extend(matches)
     return tuple(dict.fromkeys(out))
@@ -58,9 +70,8 @@ def format_hits(ctx: ToolContext, hits: list[Evidence], budget_tokens: int, lang
     lines: list[str] = []
     used = 0
     for n, ev in enumerate(hits, 1):
-        entry = (
-            f"{n}. [{ev.id}] {ev.citation_label(language)} (score {ev.score:.3f})\n"
-            f"   {_one_line(ev.segment.text, SNIPPET_CHARS)}"
+        entry = f"{n}. [{ev.id}] (score {ev.score:.3f})\n" + quote_material(
+            _one_line(ev.segment.text, SNIPPET_CHARS), label=ev.citation_label(language)
         )
         cost = estimate_tokens(entry)
         if used + cost > budget_tokens and lines:
@@ -120,7 +131,7 @@ def search(
         text = f"No passages found for {query!r}. Try other words, or list_sources()."
     else:
         text = format_hits(ctx, hits, rs.result_token_budget, language)
-    return ToolOutput(text=f"{text}\n{ctx.status_line()}", evidence=hits)
+    return ToolOutput(text=f"{text}\n{ctx.status_line()}", evidence=hits, quoted=True)
 
 
 def _window(segments: list[Segment], pivot: int, around: int) -> list[Segment]:
@@ -219,7 +230,8 @@ def read(
     parts: list[str] = []
     used = 0
     for ev in evidence:
-        block = f"[{ev.id}] {ev.citation_label(language)}\n{ev.segment.text.strip()}"
+        label = ev.citation_label(language)
+        block = f"[{ev.id}]\n" + quote_material(ev.segment.text.strip(), label=label)
         if used + estimate_tokens(block) > budget and parts:
             parts.append("… further passages cut to fit the budget; read them by id.")
             break
@@ -227,13 +239,16 @@ def read(
         used += estimate_tokens(block)
     shown = evidence[: len([p for p in parts if p.startswith("[E")])]
     ctx.remember(shown)
-    return ToolOutput(text="\n\n".join(parts) + f"\n{ctx.status_line()}", evidence=shown)
+    text = "\n\n".join(parts) + f"\n{ctx.status_line()}"
+    return ToolOutput(text=text, evidence=shown, quoted=True)
 
 
 def _no_place_message(src: Source, segments: list[Segment], language: str) -> str:
     places = sorted({s.locator.label(language) for s in segments if s.locator.label(language)})
     sample = ", ".join(places[:12]) + (" …" if len(places) > 12 else "")
-    return f"nothing at that place in {src.display_name}; it has: {sample or 'no located passages'}"
+    return "nothing at that place; the source has these places:\n" + quote_material(
+        sample or "no located passages", label=src.display_name
+    )
 
 
 @tool
@@ -265,8 +280,9 @@ def list_sources(ctx: ToolContext, kind: str | None = None, offset: int = 0) -> 
     tail = f"\n… {more} more; call list_sources(offset={offset + 40})." if more > 0 else ""
     kinds = Counter(s.kind for s in sources)
     head = "Sources by kind: " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
-    text = head + "\n" + "\n".join(page) + tail + f"\n{ctx.status_line()}"
-    return ToolOutput(text=text)
+    listing = quote_material("\n".join(page), label="list of sources")
+    text = head + "\n" + listing + tail + f"\n{ctx.status_line()}"
+    return ToolOutput(text=text, quoted=True)
 
 
 def _meta_brief(s: Source) -> str:
@@ -288,7 +304,7 @@ def count_length(ctx: ToolContext, text: str, unit: Literal["字", "words"] = "�
     from deepfolder.validate.length import count_length as measure
 
     n = measure(text, unit)
-    return ToolOutput(text=f"{n} {unit}\n{ctx.status_line()}")
+    return ToolOutput(text=f"{n} {unit}\n{ctx.status_line()}", quoted=True)
 
 
 CORE_TOOLS = [search, read, list_sources, count_length]
