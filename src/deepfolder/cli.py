@@ -61,7 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Index FOLDER, research REQUEST with the agent (or the section pipeline "
         "for small local models), validate and revise, and write the run directory: "
         "report.md, report.html, report.original.md, comparison.txt, validation.json, "
-        "trace.jsonl, turns.txt, usage.json, settings.json, evidence.jsonl.",
+        "trace.jsonl, turns.txt, usage.json, settings.json, evidence.jsonl. Exit status: 0 "
+        "with a report; 1 with --strict when checks still fail; 2 for a usage or setup "
+        "error; 3 when the model endpoint failed after its retries or the model's final "
+        "answer was empty (no report is written; the trace is kept).",
     )
     run.add_argument("folder", type=Path, help="folder of materials (never written to)")
     run.add_argument(
@@ -157,6 +160,9 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
     result = run_task(
         args.folder, args.request, _settings_from(args), out=args.out, console=console
     )
+    if result.error:  # no report: the model gave nothing to report
+        console.print(f"[red]model error:[/] {result.error}")
+        return 3
     console.print(f"\n[bold green]report:[/] {result.report_path}")
     if result.failures:
         console.print(

@@ -3,6 +3,11 @@
 Order of work: resolve the request → choose the run directory (never inside the input
 folder) → ingest (cached) → model → tools → agent or pipeline policy → render →
 validate ⇄ revise → write every output file.
+
+Two ways a run fails without a report, both keeping the trace, turns.txt and usage.json:
+a :class:`ModelError` (the endpoint failed after its retries) is re-raised naming the run
+directory; an empty final answer returns a failed :class:`RunResult` whose ``error``
+says why, and no report.md is written.
 """
 
 from __future__ import annotations
@@ -20,11 +25,11 @@ from deepfolder.agent.loop import Conversation, run_agent
 from deepfolder.agent.pipeline import PipelineState, run_pipeline
 from deepfolder.agent.prompts import (
     AGENT_SYSTEM,
-    TASK_TEMPLATE,
     describe_constraints,
     language_name,
+    task_message,
 )
-from deepfolder.llm.base import ChatModel
+from deepfolder.llm.base import ChatModel, ModelError, set_retry_listener
 from deepfolder.records import Evidence, FinalAnswerStep, NoteStep, Step, TaskStep
 from deepfolder.report.render import finalize_markdown, markdown_to_html, title_of
 from deepfolder.runner.outputs import comparison_text, write_json, write_text
@@ -45,6 +50,8 @@ class RunResult:
     passed: bool
     failures: list[str]
     cut_short: bool
+    error: str | None = None
+    """Why the run produced no report (an empty final answer); None when it did."""
 
 
 def available_tools(ctx: ToolContext) -> list[Tool]:
@@ -161,7 +168,11 @@ def run_task(
     policy = choose_policy(settings, model)
 
     recorder = RunRecorder(run_dir, console=console, price=_pricer(settings))
-    if "vision" in ctx.services:  # the vision model's calls belong in the trace too
+    set_retry_listener(model, recorder.record_retry)
+    if "vision" in ctx.services:
+        set_retry_listener(
+            ctx.services["vision"], recorder.record_retry
+        )  # the vision model's calls belong in the trace too
         ctx.services["vision"] = RecordedModel(
             ctx.services["vision"], recorder, "vision", lambda: recorder.turn
         )
@@ -173,10 +184,7 @@ def run_task(
         conv = Conversation(
             messages=[
                 {"role": "system", "content": system},
-                {
-                    "role": "user",
-                    "content": TASK_TEMPLATE.format(request=request_text, summary=summary),
-                },
+                {"role": "user", "content": task_message(request_text, summary)},
             ]
         )
         recorder.record(
@@ -209,14 +217,15 @@ def run_task(
                 keep_recent=settings.agent.tool_result_keep_recent,
                 max_tokens=settings.model.max_output_tokens,
             )
-        final: FinalAnswerStep | None = None
-        for step in steps:
-            recorder.record(step)
-            if isinstance(step, FinalAnswerStep):
-                final = step
-        if final is None:
-            final = FinalAnswerStep(turn=recorder.turn, text="", cut_short=True, reason="no answer")
-            recorder.record(final)
+        final = _final_answer(steps, recorder)
+        if not final.text.strip():
+            error = (
+                f"the model's final answer was empty ({final.reason or 'no reason given'}); "
+                f"no report was written. The trace is kept in {run_dir}"
+            )
+            recorder.record(NoteStep(turn=final.turn, message=error, level="error"))
+            recorder.append_turns_block("Run failed", [error])
+            return RunResult(run_dir, run_dir / "report.md", False, [error], True, error)
         recorder.milestone(f"draft written ({len(final.text)} characters); validating")
 
         def citable(eid: str) -> Evidence | None:
@@ -275,6 +284,10 @@ def run_task(
         )
         if final.cut_short:
             recorder.append_turns_block("Run cut short", [final.reason])
+    except ModelError as exc:  # the endpoint failed after its retries: say where the trace is
+        recorder.record(NoteStep(turn=recorder.turn, message=f"model error: {exc}", level="error"))
+        recorder.append_turns_block("Run failed", [f"model error: {exc}"])
+        raise ModelError(f"{exc} (the trace is kept in {run_dir})") from exc
     finally:
         sandbox = ctx.services.get("python")  # the run's own analysis worker
         if sandbox is not None:
@@ -284,6 +297,19 @@ def run_task(
         recorder.close()
     report_path = run_dir / ("report.html" if constraints.format == "html" else "report.md")
     return RunResult(run_dir, report_path, not failures, failures, final.cut_short)
+
+
+def _final_answer(steps: Iterator[Step], recorder: RunRecorder) -> FinalAnswerStep:
+    """Record the policy's steps; its final answer (an empty one when it gave none)."""
+    final: FinalAnswerStep | None = None
+    for step in steps:
+        recorder.record(step)
+        if isinstance(step, FinalAnswerStep):
+            final = step
+    if final is None:
+        final = FinalAnswerStep(turn=recorder.turn, text="", cut_short=True, reason="no answer")
+        recorder.record(final)
+    return final
 
 
 def _pricer(settings: Settings) -> Any:
