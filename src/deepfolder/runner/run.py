@@ -285,7 +285,8 @@ def run_task(
         if final.cut_short:
             recorder.append_turns_block("Run cut short", [final.reason])
     except ModelError as exc:  # the endpoint failed after its retries: say where the trace is
-        recorder.record(NoteStep(turn=recorder.turn, message=f"model error: {exc}", level="error"))
+        failed_turn = recorder.turn + 1  # the call that failed, as its retries are numbered
+        recorder.record(NoteStep(turn=failed_turn, message=f"model error: {exc}", level="error"))
         recorder.append_turns_block("Run failed", [f"model error: {exc}"])
         raise ModelError(f"{exc} (the trace is kept in {run_dir})") from exc
     finally:
