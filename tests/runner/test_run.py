@@ -192,7 +192,7 @@ def test_ingest_and_search_commands(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["search", str(DEMO), "电子书借阅量", "-k", "2", *common]) == 0
     out = capsys.readouterr().out
     assert re.search(
-        r'\[E[0-9a-f]{8}\] .*\n<material source="社区图书馆调研报告\.pdf, 第2页">', out
+        r"\[E[0-9a-f]{8}\] 社区图书馆调研报告\.pdf, 第2页 \(score [0-9.]+\)\n<material", out
     )
     assert "[status:" in out
 

@@ -45,12 +45,9 @@ def test_whole_audio_transcript_lines_cite_their_windows(tmp_path: Path) -> None
     ctx = make_context(tmp_path, index)
     out = transcript(ctx, {"source": "lecture.mp3"})
     lines = out.text.splitlines()
-    # the transcript is folder material: quoted as a whole, the status line outside
-    assert lines[0] == '<material source="transcript result">'
-    assert lines[-2:] == ["</material>", ctx.status_line()]
-    assert lines[2] == f"[00:01–00:04] Welcome to the lecture. ({first.id})"
-    assert lines[3] == f"[00:04–00:09] Today we discuss safe harbor rules. ({first.id})"
-    assert lines[4] == f"[00:40–00:44] Next, notice and takedown. ({second.id})"
+    assert lines[1] == f"[00:01–00:04] Welcome to the lecture. ({first.id})"
+    assert lines[2] == f"[00:04–00:09] Today we discuss safe harbor rules. ({first.id})"
+    assert lines[3] == f"[00:40–00:44] Next, notice and takedown. ({second.id})"
     assert [ev.id for ev in out.evidence] == [first.id, second.id]
     assert set(ctx.seen) == {first.id, second.id}
 
@@ -99,7 +96,7 @@ def test_long_transcript_is_cut_with_a_pointer_to_the_rest(tmp_path: Path) -> No
     index.add([source], [seg])
     out = transcript(make_context(tmp_path, index), {"source": "long.wav"})
     assert "transcript continues" in out.text and len(out.text) < 8000
-    assert "start=" in out.text.splitlines()[-3]
+    assert "start=" in out.text.splitlines()[-2]
 
 
 def test_citations_survive_the_chunker(tmp_path: Path) -> None:
@@ -124,6 +121,6 @@ def test_citations_survive_the_chunker(tmp_path: Path) -> None:
     index.add([source], chunks)
     out = transcript(make_context(tmp_path, index), {"source": "a.wav"})
     by_id = {c.id: c for c in chunks}
-    for line in out.text.splitlines()[2:-2]:  # between the tag + header and the tag + status
+    for line in out.text.splitlines()[1:-1]:
         text, cited = line.split("] ", 1)[1].rsplit(" (", 1)
         assert text[:12] in by_id[cited.rstrip(")")].text, line

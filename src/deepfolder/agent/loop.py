@@ -29,7 +29,13 @@ from deepfolder.records import (
     ToolResultStep,
     Usage,
 )
-from deepfolder.tools.base import Tool, ToolArgumentError, ToolContext, ToolOutput
+from deepfolder.tools.base import (
+    Tool,
+    ToolArgumentError,
+    ToolContext,
+    ToolOutput,
+    quote_observation,
+)
 
 
 @dataclass
@@ -93,7 +99,8 @@ def execute_tool(
     call: ToolCallRequest, tools: dict[str, Tool], ctx: ToolContext
 ) -> tuple[ToolOutput, str | None]:
     """Run one tool call. The model's mistakes come back as fixable observations; our own
-    exceptions are reported too (the run goes on) and named as internal errors."""
+    exceptions are reported too (the run goes on) and named as internal errors. Folder
+    text in the observation is quoted as material (``quote_observation``)."""
     if call.parse_error:
         return ToolOutput(f"Malformed tool call: {call.parse_error}", is_error=True), None
     tool = tools.get(call.name)
@@ -102,7 +109,7 @@ def execute_tool(
         what = f"Unknown tool {call.name!r}" if call.name else "A tool call without a tool name"
         return ToolOutput(f"{what}. Tools: {known}", is_error=True), None
     try:
-        return tool(ctx, call.arguments), None
+        return quote_observation(call.name, tool(ctx, call.arguments), ctx.status_line()), None
     except ToolArgumentError as exc:
         return ToolOutput(f"Error: {exc}", is_error=True), None
     except Exception as exc:  # an internal failure must not end the run; it is recorded

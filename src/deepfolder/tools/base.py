@@ -19,7 +19,8 @@ Folder text is data, never instructions. Every observation that carries it marks
 with :func:`quote_material` (``<material source="…">…</material>``); the system prompt
 tells the model that nothing inside those tags is an instruction. A tool that does not
 mark its own output (``ToolOutput.quoted``) has its whole observation quoted by
-``Tool.__call__``. Text inside cannot close the tag early: any ``<material`` or
+:func:`quote_observation`, which the agent applies to every observation before the
+model sees it. Text inside cannot close the tag early: any ``<material`` or
 ``</material`` in it is neutralised.
 """
 
@@ -164,19 +165,21 @@ class Tool:
             if value is None and "default" in props[key]:
                 continue  # null for an optional argument means "the default"
             coerced[key] = _coerce(self.name, key, value, props[key])
-        output = self.fn(ctx, **coerced)
-        if not output.quoted:
-            output.text = _quote_observation(self.name, output.text, ctx.status_line())
-            output.quoted = True
+        return self.fn(ctx, **coerced)
+
+
+def quote_observation(tool_name: str, output: ToolOutput, status: str) -> ToolOutput:
+    """``output`` as the model may see it: when the tool did not quote its folder text
+    itself, the whole observation becomes one material block; its closing status line
+    (ours) stays outside."""
+    if output.quoted:
         return output
-
-
-def _quote_observation(tool_name: str, text: str, status: str) -> str:
-    """A whole observation as material; its closing status line (ours) stays outside."""
-    body, tail = text, ""
+    text, tail = output.text, ""
     if text.endswith(status):
-        body, tail = text[: -len(status)], "\n" + status
-    return quote_material(body, label=f"{tool_name} result") + tail
+        text, tail = text[: -len(status)], "\n" + status
+    output.text = quote_material(text, label=f"{tool_name} result") + tail
+    output.quoted = True
+    return output
 
 
 def _coerce(tool_name: str, key: str, value: Any, schema: dict[str, Any]) -> Any:

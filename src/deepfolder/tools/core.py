@@ -2,9 +2,11 @@
 
 Every observation is compact (a token budget per call), shows evidence ids the model
 may cite, and ends with one status line. Evidence shown here becomes citable in the run.
-Folder text (passages, file names, article titles) is shown inside ``<material>`` blocks
-(:func:`~deepfolder.tools.base.quote_material`); ids, scores and hints are ours and
-stay outside.
+Folder text (passages, article titles, listings) is shown inside ``<material>`` blocks
+(:func:`~deepfolder.tools.base.quote_material`). Each passage's header line, outside
+the block, holds what is ours or the user's own: the evidence id, the score, and the
+locator (``paper.pdf, 第2页``; for a web article ``long_context: article 3, 第1段``,
+its third-party title only inside the block).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from deepfolder.tools.base import (
     tool,
 )
 
-SNIPPET_CHARS = 228
+SNIPPET_CHARS = 216
 """Characters of a passage shown in a search hit; with its <material> delimiters, eight
 long Chinese hits still fit the default result_token_budget."""
 
@@ -66,13 +68,33 @@ def resolve_source_names(ctx: ToolContext, names: list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
+def header_label(ev: Evidence, language: str) -> str:
+    """The citation label without a web article's title (third-party text, which is
+    shown inside the material block): ``paper.pdf, 第2页``, ``web: article 3, chunk 1``."""
+    if ev.source.kind != "article":
+        return ev.citation_label(language)
+    collection = ev.source.display_name.removesuffix(".json")
+    where = ev.segment.locator.label(language)
+    zh = language.startswith("zh")
+    article = f"第{ev.source.article}篇" if zh else f"article {ev.source.article}"
+    return f"{collection}: {article}" + (f", {where}" if where else "")
+
+
+def material_label(ev: Evidence) -> str:
+    """The source attribute of a passage's material block: the file, or for a web
+    article its collection and title."""
+    if ev.source.kind == "article":
+        collection = ev.source.display_name.removesuffix(".json")
+        return f'{collection}: "{ev.source.title}"' if ev.source.title else collection
+    return ev.source.display_name
+
+
 def format_hits(ctx: ToolContext, hits: list[Evidence], budget_tokens: int, language: str) -> str:
     lines: list[str] = []
     used = 0
     for n, ev in enumerate(hits, 1):
-        entry = f"{n}. [{ev.id}] (score {ev.score:.3f})\n" + quote_material(
-            _one_line(ev.segment.text, SNIPPET_CHARS), label=ev.citation_label(language)
-        )
+        entry = f"{n}. [{ev.id}] {header_label(ev, language)} (score {ev.score:.3f})\n"
+        entry += quote_material(_one_line(ev.segment.text, SNIPPET_CHARS), label=material_label(ev))
         cost = estimate_tokens(entry)
         if used + cost > budget_tokens and lines:
             lines.append(
@@ -230,8 +252,8 @@ def read(
     parts: list[str] = []
     used = 0
     for ev in evidence:
-        label = ev.citation_label(language)
-        block = f"[{ev.id}]\n" + quote_material(ev.segment.text.strip(), label=label)
+        block = f"[{ev.id}] {header_label(ev, language)}\n"
+        block += quote_material(ev.segment.text.strip(), label=material_label(ev))
         if used + estimate_tokens(block) > budget and parts:
             parts.append("… further passages cut to fit the budget; read them by id.")
             break
