@@ -163,11 +163,13 @@ def test_nameless_calls_and_null_arguments_are_fixable_observations(tmp_path: Pa
             ToolCallRequest(id="1", name=""),
             ToolCallRequest(id="2", name="search", arguments={"query": None}),
             ToolCallRequest(id="3", name="read", arguments={"evidence_id": {"id": "E1"}}),
+            ToolCallRequest(id="4", name="read", arguments=["E12345678"]),  # type: ignore[arg-type]
         ],
     )
     steps = _run(ScriptedModel([bad, "done"]), ctx)
     results = [s for s in steps if isinstance(s, ToolResultStep)]
-    assert [r.is_error for r in results] == [True, True, True]
+    assert [r.is_error for r in results] == [True, True, True, True]
+    assert "must be a JSON object, got list" in results[3].content
     assert "without a tool name" in results[0].content and "search" in results[0].content
     assert "'query' is required and cannot be null" in results[1].content
     assert "'evidence_id' must be a string, got object" in results[2].content

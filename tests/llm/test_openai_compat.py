@@ -193,6 +193,8 @@ def test_bad_model_specs() -> None:
 def test_parse_tool_call_non_object_and_empty() -> None:
     assert parse_tool_call("a", "f", "").arguments == {}
     assert parse_tool_call("a", "f", "").parse_error is None
+    assert parse_tool_call("a", "f", "null").arguments == {}
+    assert parse_tool_call("a", "f", "null").parse_error is None
     bad = parse_tool_call("a", "f", "[1, 2]")
     assert bad.parse_error is not None and "JSON object" in bad.parse_error
 

@@ -103,6 +103,10 @@ def execute_tool(
     text in the observation is quoted as material (``quote_observation``)."""
     if call.parse_error:
         return ToolOutput(f"Malformed tool call: {call.parse_error}", is_error=True), None
+    if not isinstance(call.arguments, dict):
+        got = type(call.arguments).__name__
+        text = f"Malformed tool call: the arguments of {call.name} must be a JSON object, got {got}"
+        return ToolOutput(text, is_error=True), None
     tool = tools.get(call.name)
     if tool is None:
         known = ", ".join(sorted(tools))

@@ -463,6 +463,8 @@ def parse_tool_call(call_id: str | None, name: str, raw: Any) -> ToolCallRequest
             f"{_short(raw, 200)}. Send the arguments as one JSON object."
         )
         return call
+    if value is None:
+        return call  # "null": no arguments, like an empty string
     if not isinstance(value, dict):
         call.parse_error = (
             f"the arguments of {name} must be a JSON object, got {type(value).__name__}: "

@@ -42,6 +42,8 @@ def _short(text: str, limit: int = 100) -> str:
 
 
 def _args(arguments: dict[str, Any]) -> str:
+    if not isinstance(arguments, dict):  # a malformed call, recorded as the model sent it
+        return _short(json.dumps(arguments, ensure_ascii=False, default=str), 60)
     parts = []
     for k, v in arguments.items():
         shown = json.dumps(v, ensure_ascii=False)
