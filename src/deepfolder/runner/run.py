@@ -168,11 +168,9 @@ def run_task(
     policy = choose_policy(settings, model)
 
     recorder = RunRecorder(run_dir, console=console, price=_pricer(settings))
-    set_retry_listener(model, recorder.record_retry)
-    if "vision" in ctx.services:
-        set_retry_listener(
-            ctx.services["vision"], recorder.record_retry
-        )  # the vision model's calls belong in the trace too
+    set_retry_listener(model, recorder.record_retry)  # retries are steps of the run
+    if "vision" in ctx.services:  # the vision model's calls belong in the trace too
+        set_retry_listener(ctx.services["vision"], recorder.record_retry)
         ctx.services["vision"] = RecordedModel(
             ctx.services["vision"], recorder, "vision", lambda: recorder.turn
         )

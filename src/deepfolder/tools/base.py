@@ -160,7 +160,7 @@ class Tool:
             if value is None and key in required:
                 raise ToolArgumentError(
                     f"{self.name}(): argument {key!r} is required and cannot be null; "
-                    f"give a {props[key].get('type', 'value')}."
+                    f"give {_describe(props[key])}."
                 )
             if value is None and "default" in props[key]:
                 continue  # null for an optional argument means "the default"
@@ -248,11 +248,13 @@ def _as_string(value: Any) -> str:
 
 
 def _describe(schema: dict[str, Any]) -> str:
-    want = schema.get("type", "a value")
+    want = schema.get("type")
     if want == "array":
         item = (schema.get("items") or {}).get("type")
         return f"an array of {item}s" if item else "an array"
-    return {"integer": "an integer", "array": "an array"}.get(want, f"a {want}")
+    if want == "integer":
+        return "an integer"
+    return f"a {want}" if want else "a value"
 
 
 def _json_type(value: Any) -> str:
