@@ -332,6 +332,7 @@ def test_odd_tool_calls_become_calls_or_fixable_errors(openai_server: Server) ->
     assert number.parse_error and "JSON object" in number.parse_error
 
 
+@pytest.mark.reliability
 def test_parse_completion_reads_content_parts_and_odd_usage() -> None:
     body = FakeServer.completion(None)
     body["choices"][0]["message"]["content"] = [
