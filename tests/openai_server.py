@@ -2,8 +2,10 @@
 server on 127.0.0.1 that speaks ``POST /v1/chat/completions``.
 
 Each request pops the next scripted behaviour: ``(status, body_dict, headers)``,
-``("sleep", seconds)`` to answer too late (a timeout), or ``("raw", status, text)`` to
-send ``text`` as the body byte for byte (not JSON, cut-off JSON, an HTML error page).
+``("sleep", seconds)`` to answer too late (a timeout), ``("raw", status, text)`` to
+send ``text`` as the body byte for byte (not JSON, cut-off JSON, an HTML error page), or
+``("dropped", text)``: a 200 promising more bytes than ``text`` and closing the
+connection after it (a reply cut off in transit).
 Received request bodies are kept in ``requests``.
 """
 
@@ -66,6 +68,15 @@ class FakeOpenAIServer:
                     step = (200, completion("too late"), {})
                 if step[0] == "raw":
                     self._send_bytes(step[1], step[2].encode("utf-8"), {})
+                    return
+                if step[0] == "dropped":
+                    data = step[1].encode("utf-8")
+                    self.send_response(200)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(data) + 500))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    self.close_connection = True
                     return
                 status, body, headers = step
                 # the client may have given up already (timeout test)

@@ -280,6 +280,19 @@ def test_malformed_replies_exhausted_raise_model_error(openai_server: Server, fa
 
 @pytest.mark.reliability
 @pytest.mark.usefixtures("allow_requests")
+def test_reply_cut_off_in_transit_is_retried(openai_server: Server) -> None:
+    retries: list[RetryStep] = []
+    body = json.dumps(openai_server.completion("hello"))
+    script = [("dropped", body[:40]), (200, openai_server.completion("whole"), {})]
+    with openai_server(script) as server:
+        model = make_model(server)
+        set_retry_listener(model, retries.append)
+        assert model.chat([{"role": "user", "content": "x"}]).content == "whole"
+    assert [r.reason for r in retries] == ["APIConnectionError"]
+
+
+@pytest.mark.reliability
+@pytest.mark.usefixtures("allow_requests")
 def test_status_retries_reach_the_listener(openai_server: Server) -> None:
     retries: list[RetryStep] = []
     script = [
