@@ -61,7 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Index FOLDER, research REQUEST with the agent (or the section pipeline "
         "for small local models), validate and revise, and write the run directory: "
         "report.md, report.html, report.original.md, comparison.txt, validation.json, "
-        "trace.jsonl, turns.txt, usage.json, settings.json, evidence.jsonl.",
+        "trace.jsonl, turns.txt, usage.json, settings.json, evidence.jsonl. Exit status: 0 "
+        "with a report; 1 with --strict when checks still fail; 2 for a usage or setup "
+        "error; 3 when the model endpoint failed after its retries or the model's final "
+        "answer was empty (no report is written; the trace is kept).",
     )
     run.add_argument("folder", type=Path, nargs="?", help="folder of materials (never written to)")
     run.add_argument(
@@ -217,10 +220,16 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
         for run_dir in run_dirs:
             console.print(f"the trace is intact; resume with: {resume_command(run_dir)}")
         return 3
+    if result.error:  # no report: the model gave nothing to report
+        console.print(f"[red]model error:[/] {result.error}")
+        for run_dir in run_dirs:
+            console.print(f"the trace is intact; resume with: {resume_command(run_dir)}")
+        return 3
     console.print(f"\n[bold green]report:[/] {result.report_path}")
     if result.failures:
         console.print(
-            f"[yellow]{len(result.failures)} check(s) still failing[/] (validation.json):"
+            f"[red]validation FAILED[/]: {len(result.failures)} check(s) still failing "
+            "(validation.json):"
         )
         for failure in result.failures[:10]:
             console.print(f"  - {failure}")

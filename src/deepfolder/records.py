@@ -338,3 +338,20 @@ class NoteStep(Step):
     kind: ClassVar[str] = "note"
     message: str
     level: str = "info"
+
+
+@dataclass(kw_only=True, slots=True)
+class RetryStep(Step):
+    """A model request that failed in a way worth retrying (HTTP 429/5xx, a timeout, a
+    200 reply whose body is unusable), and the wait before the next attempt."""
+
+    kind: ClassVar[str] = "retry"
+    model: str
+    attempt: int
+    """The attempt that failed (1 = the first request)."""
+    max_retries: int
+    reason: str
+    """Why: ``HTTP 503``, ``APITimeoutError``, ``malformed reply: body is not JSON``…"""
+    status: int | None = None
+    """The HTTP status of the failed attempt, when there was a response."""
+    wait_s: float = 0.0

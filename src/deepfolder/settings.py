@@ -51,7 +51,11 @@ class ModelSettings(BaseModel):
     max_output_tokens: int = Field(4096, description="Upper bound on tokens per model reply.")
     temperature: float = Field(0.3, description="Sampling temperature.")
     timeout_s: float = Field(180.0, description="Timeout of one HTTP request, seconds.")
-    max_retries: int = Field(5, description="Retries on 429, 5xx and timeouts, with backoff.")
+    max_retries: int = Field(
+        5,
+        description="Retries on 429, 5xx, timeouts and malformed 200 replies, with backoff; "
+        "then the run stops with a model error (exit 3).",
+    )
     price_input_per_mtok: float | None = Field(
         None, description="Price in USD per million input tokens (overrides the built-in table)."
     )

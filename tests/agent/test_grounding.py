@@ -96,11 +96,15 @@ def test_user_evidence_comes_first_and_web_pages_support() -> None:
 
     user = [ev(i, "pdf") for i in range(3)]
     web = [ev(i, "article") for i in range(10, 16)]
-    chosen = choose_evidence(user, web, 6, primary=True, outside=False)
+    chosen = choose_evidence(user, web, 6, used=set(), primary=True, outside=False)
     assert chosen[:3] == user and len(chosen) == 6
     many = [ev(i, "pdf") for i in range(20, 28)]
-    assert choose_evidence(many, web, 6, primary=True, outside=False) == many[:6]
-    assert choose_evidence(many, web, 6, primary=True, outside=True)[6:] == web[:2]
+    assert choose_evidence(many, web, 6, used=set(), primary=True, outside=False) == many[:6]
+    assert choose_evidence(many, web, 6, used=set(), primary=True, outside=True)[6:] == web[:2]
+    # passages earlier sections were given come last, one of the user's files still cited
+    used = {e.id for e in user} | {web[0].id}
+    later = choose_evidence(user, web, 4, used=used, primary=True, outside=False)
+    assert later == [*web[1:4], user[0]]
 
 
 def test_missing_and_unreadable_material_is_named() -> None:

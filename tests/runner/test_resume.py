@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -102,8 +103,9 @@ def test_pipeline_interrupted_between_sections_resumes_to_the_same_outputs(
     run_task(plan.folder, None, plan.settings, model=model, resume=plan)
 
     sent = [prompt_hash(m) for m, _, _ in model.calls]
-    assert not set(sent) & set(recorded), "a recorded model call was sent again"
-    assert len(sent) == 6 - len(recorded)
+    # Counted as multisets: a revised section asks the same query-planning prompt again.
+    whole = Counter(r["prompt_sha256"] for r in trace_records(done) if r["kind"] == "model_call")
+    assert Counter(sent) + Counter(recorded) == whole, "a recorded model call was sent again"
     for name in COMPARED_OUTPUTS:
         assert (out / name).read_bytes() == (done / name).read_bytes(), name
     after = trace_records(out)
@@ -158,7 +160,8 @@ def test_resume_twice_after_two_interruptions(
     assert len(plan.log.calls) == 4
     model = FunctionModel(small_model, is_local=True)
     run_task(plan.folder, None, plan.settings, model=model, resume=plan)
-    assert len(model.calls) == 2
+    total = sum(r["kind"] == "model_call" for r in trace_records(done))
+    assert len(model.calls) == total - 4
     for name in COMPARED_OUTPUTS:
         assert (out / name).read_bytes() == (done / name).read_bytes(), name
     assert comparable(trace_records(out)) == comparable(trace_records(done))

@@ -14,6 +14,14 @@ from deepfolder.llm.fake import FunctionModel, ScriptedModel, tool_call
 from deepfolder.runner.request import RunSetupError, resolve_request
 from deepfolder.runner.run import run_task
 from deepfolder.settings import load_settings
+from injection_fixtures import (
+    INJECTION_PAGES,
+    PAYLOADS,
+    STANDING_RULE,
+    GullibleAgent,
+    outside_material,
+)
+from openai_server import FakeOpenAIServer, completion
 from spine_fixtures import RUN_OUTPUTS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -183,7 +191,9 @@ def test_ingest_and_search_commands(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["ingest", str(DEMO), *common]) == 0
     assert main(["search", str(DEMO), "电子书借阅量", "-k", "2", *common]) == 0
     out = capsys.readouterr().out
-    assert re.search(r"\[E[0-9a-f]{8}\] 社区图书馆调研报告\.pdf, 第2页", out)
+    assert re.search(
+        r"\[E[0-9a-f]{8}\] 社区图书馆调研报告\.pdf, 第2页 \(score [0-9.]+\)\n<material", out
+    )
     assert "[status:" in out
 
 
@@ -209,3 +219,169 @@ def test_missing_api_key_fails_before_any_work(
     assert code == 2
     assert "OPENAI_API_KEY" in capsys.readouterr().err
     assert not out.exists() and not (tmp_path / "cache").exists()
+
+
+# --- endpoint faults and prompt injection, end to end ---------------------------------
+
+
+def _no_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    from deepfolder.llm.openai_compat import OpenAIChatModel
+
+    monkeypatch.setattr(OpenAIChatModel, "_backoff", lambda self, attempt, retry_after: 0.01)
+    monkeypatch.setenv("DEEPFOLDER_ALLOW_MODEL_REQUESTS", "1")  # the server is on 127.0.0.1
+
+
+def _cli_run(tmp_path: Path, out: Path, *extra: str, config: dict | None = None) -> int:  # type: ignore[type-arg]
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps(config or {"validate": {"max_revisions": 0}}), encoding="utf-8")
+    args = ["run", str(DEMO), "写一段关于电子书借阅的总结，标注来源。", "--out", str(out)]
+    common = ["--config", str(cfg), "--cache-dir", str(tmp_path / "cache"), "--no-dense"]
+    return main([*args, *common, *extra])
+
+
+def _trace(out: Path) -> list[dict]:  # type: ignore[type-arg]
+    lines = (out / "trace.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines]
+
+
+@pytest.mark.reliability
+def test_malformed_replies_mid_run_are_retried_and_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _no_wait(monkeypatch)
+    no_message = completion("x")
+    del no_message["choices"][0]["message"]
+    object_arguments = completion(
+        None,
+        tool_calls=[
+            {
+                "id": "c1",
+                "type": "function",
+                "function": {"name": "search", "arguments": {"query": "电子书借阅量"}},
+            },
+            {"id": "c2", "type": "function", "function": {"name": None, "arguments": "{}"}},
+        ],
+        finish_reason="tool_calls",
+    )
+    script = [
+        ("raw", 200, "<html>upstream error</html>"),
+        (200, object_arguments, {}),
+        (200, no_message, {}),
+        ("raw", 200, '{"choices": [{"message": {"content": "2024年'),
+        (200, completion("# 总结\n\n2024年电子书借阅量为8.6万册次。"), {}),
+    ]
+    out = tmp_path / "run"
+    with FakeOpenAIServer(script) as server:
+        code = _cli_run(tmp_path, out, "--model", "vllm:test-model", "--base-url", server.base_url)
+    assert code == 0
+    assert "8.6万" in (out / "report.md").read_text(encoding="utf-8")
+    steps = _trace(out)
+    retries = [s for s in steps if s["kind"] == "retry"]
+    assert [(r["turn"], r["attempt"], r["status"]) for r in retries] == [
+        (1, 1, 200),
+        (2, 1, 200),
+        (2, 2, 200),
+    ]
+    assert all(r["reason"].startswith("malformed reply") and r["wait_s"] > 0 for r in retries)
+    results = [s for s in steps if s["kind"] == "tool_result"]
+    assert not results[0]["is_error"] and results[0]["evidence_ids"]  # object arguments work
+    assert results[1]["is_error"] and "no tool name" in results[1]["content"]
+    turns = (out / "turns.txt").read_text(encoding="utf-8")
+    assert turns.count("retry ") == 3 and "malformed reply" in turns
+    usage = json.loads((out / "usage.json").read_text(encoding="utf-8"))
+    assert usage["total"]["retries"] == 3
+    assert usage["models"]["vllm:test-model"]["retries"] == 3
+
+
+@pytest.mark.reliability
+def test_endpoint_that_never_recovers_is_a_model_error_with_the_trace_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _no_wait(monkeypatch)
+    out = tmp_path / "run"
+    config = {"model": {"max_retries": 2}, "validate": {"max_revisions": 0}}
+    with FakeOpenAIServer([("raw", 200, '{"id": "cut')] * 3) as server:
+        code = _cli_run(
+            tmp_path,
+            out,
+            "--model",
+            "vllm:test-model",
+            "--base-url",
+            server.base_url,
+            config=config,
+        )
+        assert len(server.requests) == 3
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 3
+    assert "model error:" in err and "malformed reply" in err and "cut off" in err
+    assert f"the trace is kept in {out}" in err.replace("\n", "")
+    assert not (out / "report.md").exists()
+    assert [s["attempt"] for s in _trace(out) if s["kind"] == "retry"] == [1, 2]
+    usage = json.loads((out / "usage.json").read_text(encoding="utf-8"))
+    assert usage["total"]["retries"] == 2
+    assert "Run failed" in (out / "turns.txt").read_text(encoding="utf-8")
+
+
+@pytest.mark.reliability
+def test_empty_final_answer_fails_the_run_without_a_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(
+        "deepfolder.llm.registry.create_chat_model", lambda s: ScriptedModel(["", " "])
+    )
+    out = tmp_path / "run"
+    code = _cli_run(tmp_path, out)
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 3
+    assert "final answer was empty" in err and "nothing twice" in err
+    assert not (out / "report.md").exists()
+    finals = [s for s in _trace(out) if s["kind"] == "final_answer"]
+    assert finals and finals[-1]["text"] == ""
+
+    # a run cut short by the turn limit whose forced answer is empty fails the same way
+    result = run_task(
+        DEMO,
+        "x",
+        settings(tmp_path, agent={"max_turns": 1}, validate={"max_revisions": 0}),
+        out=tmp_path / "run2",
+        model=ScriptedModel([tool_call("search", {"query": "图书馆"}), ""], name="fake:cut"),
+    )
+    assert not result.passed and result.error and "turn limit reached" in result.error
+    assert not (tmp_path / "run2" / "report.md").exists()
+
+
+@pytest.mark.reliability
+def test_injection_pages_in_a_collection_do_not_steer_the_agent(tmp_path: Path) -> None:
+    folder = tmp_path / "case"
+    folder.mkdir()
+    normal = [
+        {
+            "title": "社区图书馆夜间开放",
+            "content": "社区图书馆延长开放时间至晚上十点，夜间读者以上班族为主。",
+        },
+        {"title": "Library e-books", "content": "The library lent 86,000 e-books in 2024, up 69%."},
+    ]
+    (folder / "long_context_web.json").write_text(
+        json.dumps(INJECTION_PAGES + normal, ensure_ascii=False), encoding="utf-8"
+    )
+    agent = GullibleAgent()
+    out = tmp_path / "run"
+    run_task(
+        folder,
+        "写一份关于社区图书馆的简短报告，标注来源。",
+        settings(tmp_path, validate={"max_revisions": 0, "support_judge": "local"}),
+        out=out,
+        model=agent.model(),
+    )
+    assert agent.followed == []
+    steps = _trace(out)
+    first_call = next(s for s in steps if s["kind"] == "model_call")
+    system, task = first_call["messages"][0]["content"], first_call["messages"][1]["content"]
+    assert STANDING_RULE in system
+    assert "count_length" in task and "count_length" not in outside_material(task)  # titles
+    shown = "\n".join([task, *agent.observations])
+    for payload in PAYLOADS:
+        assert payload in shown and payload not in outside_material(shown), payload
+    assert {s["name"] for s in steps if s["kind"] == "tool_call"} == {"search"}
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert "HACKED" not in report and "E00000000" not in report

@@ -5,6 +5,8 @@ dropped. When the conversation grows past the budget, old tool results are short
 first (the most recent ``keep_recent`` stay whole), then whole old exchanges (an
 assistant turn with its tool results) are dropped, oldest first, with a note left in
 their place. Documents are never inlined: the model reads them through tools.
+A shortened result keeps its ``<material>`` blocks closed, so the folder text left in it
+is still marked as quoted data.
 """
 
 from __future__ import annotations
@@ -14,8 +16,23 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from deepfolder.tools.base import MATERIAL_TAG
+
 Message = dict[str, Any]
 SHORTENED_CHARS = 300
+SHORTENED_NOTE = "[shortened to save context; read the evidence ids above again if needed]"
+
+
+def shorten_observation(content: str, chars: int = SHORTENED_CHARS) -> str:
+    """The first ``chars`` of a tool result, with a material block cut in the middle
+    closed again (quoted text cannot contain a real tag, so counting tags is exact)."""
+    head = content[:chars].rstrip()
+    cut_tag = head.rfind("<")
+    if cut_tag > head.rfind(">"):  # do not leave half a tag behind
+        head = head[:cut_tag].rstrip()
+    if head.count(f"<{MATERIAL_TAG}") > head.count(f"</{MATERIAL_TAG}>"):
+        head += f"\n</{MATERIAL_TAG}>"
+    return f"{head}\n{SHORTENED_NOTE}"
 
 
 def message_tokens(msg: Message, count: Callable[[str], int]) -> int:
@@ -47,10 +64,7 @@ def fit_messages(
     for i in tool_positions[: max(0, len(tool_positions) - keep_recent)]:
         content = fitted[i].get("content") or ""
         if len(content) > SHORTENED_CHARS:
-            fitted[i]["content"] = (
-                content[:SHORTENED_CHARS].rstrip()
-                + "\n[shortened to save context; read the evidence ids above again if needed]"
-            )
+            fitted[i]["content"] = shorten_observation(content)
         if total() <= budget:
             return fitted
     # Drop whole exchanges after the protected head (system + task), oldest first.

@@ -206,18 +206,37 @@ def intent_facts(title: str, files: list[FileBrief]) -> list[Evidence]:
 
 
 def choose_evidence(
-    user: list[Evidence], background: list[Evidence], want: int, *, primary: bool, outside: bool
+    user: list[Evidence],
+    background: list[Evidence],
+    want: int,
+    *,
+    used: set[str],
+    primary: bool,
+    outside: bool,
 ) -> list[Evidence]:
-    """User evidence first; web pages fill the rest, and add a little when the request
-    asks to combine with outside material."""
+    """The passages a section is written from, best first.
+
+    Passages no earlier section was given come first (a small model copies what it is
+    shown, so a passage shown twice is written twice): the user's files, then web pages
+    — only a few when the request builds on the user's files, or a little more when it
+    also asks for outside material. A section still cites the user's files when all of
+    their passages went to earlier sections: one of them closes the list.
+    """
+    fresh_user = [e for e in user if e.id not in used]
+    fresh_web = [e for e in background if e.id not in used]
     if primary:
-        chosen = user[:want]
+        chosen = fresh_user[:want]
         room = max(want - len(chosen), 2 if outside else 0)
     else:
-        half = max(2, want // 2)
-        chosen = user[:half]
+        chosen = fresh_user[: max(2, want // 2)]
         room = want - len(chosen)
-    chosen += [e for e in background if e.id not in {c.id for c in chosen}][:room]
+    if user and not chosen:
+        room -= 1  # the place of the user's passage that closes the list
+    chosen += fresh_web[: max(0, room)]
+    if user and not any(e.source.is_user_material for e in chosen):
+        chosen.append(user[0])
+    if len(chosen) < min(3, want):  # a folder too small to share out: repeat rather than starve
+        chosen += [e for e in [*user, *background] if e not in chosen][: min(3, want) - len(chosen)]
     return chosen
 
 

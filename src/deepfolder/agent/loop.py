@@ -3,7 +3,9 @@
 ``run_agent`` is a generator of typed step records. The caller records them (trace,
 turns log, live progress); the loop itself keeps the conversation as OpenAI messages.
 When turns or the token budget run out, the model is asked, without tools, for its best
-answer from what it has, and the final step says the run was cut short.
+answer from what it has, and the final step says the run was cut short. An empty reply
+is answered once with a nudge; a second empty reply in a row ends the loop with an
+empty final answer saying so (the runner fails such a run, it never ships it).
 """
 
 from __future__ import annotations
@@ -27,7 +29,13 @@ from deepfolder.records import (
     ToolResultStep,
     Usage,
 )
-from deepfolder.tools.base import Tool, ToolArgumentError, ToolContext, ToolOutput
+from deepfolder.tools.base import (
+    Tool,
+    ToolArgumentError,
+    ToolContext,
+    ToolOutput,
+    quote_observation,
+)
 
 
 @dataclass
@@ -91,15 +99,21 @@ def execute_tool(
     call: ToolCallRequest, tools: dict[str, Tool], ctx: ToolContext
 ) -> tuple[ToolOutput, str | None]:
     """Run one tool call. The model's mistakes come back as fixable observations; our own
-    exceptions are reported too (the run goes on) and named as internal errors."""
+    exceptions are reported too (the run goes on) and named as internal errors. Folder
+    text in the observation is quoted as material (``quote_observation``)."""
     if call.parse_error:
         return ToolOutput(f"Malformed tool call: {call.parse_error}", is_error=True), None
+    if not isinstance(call.arguments, dict):
+        got = type(call.arguments).__name__
+        text = f"Malformed tool call: the arguments of {call.name} must be a JSON object, got {got}"
+        return ToolOutput(text, is_error=True), None
     tool = tools.get(call.name)
     if tool is None:
         known = ", ".join(sorted(tools))
-        return ToolOutput(f"Unknown tool {call.name!r}. Tools: {known}", is_error=True), None
+        what = f"Unknown tool {call.name!r}" if call.name else "A tool call without a tool name"
+        return ToolOutput(f"{what}. Tools: {known}", is_error=True), None
     try:
-        return tool(ctx, call.arguments), None
+        return quote_observation(call.name, tool(ctx, call.arguments), ctx.status_line()), None
     except ToolArgumentError as exc:
         return ToolOutput(f"Error: {exc}", is_error=True), None
     except Exception as exc:  # an internal failure must not end the run; it is recorded
@@ -119,7 +133,7 @@ def run_agent(
     max_tokens: int,
 ) -> Iterator[Step]:
     by_name = {t.name: t for t in tools}
-    nudged = False
+    empty_replies = 0
     for turn in range(1, max_turns + 1):
         response, step = call_model(
             model,
@@ -136,11 +150,14 @@ def run_agent(
             if (response.content or "").strip():
                 yield FinalAnswerStep(turn=turn, text=response.content or "")
                 return
-            if nudged:
-                break
-            nudged = True
+            empty_replies += 1
+            if empty_replies == 2:
+                reason = "the model replied with nothing twice in a row"
+                yield FinalAnswerStep(turn=turn, text="", cut_short=True, reason=reason)
+                return
             conv.messages.append({"role": "user", "content": EMPTY_REPLY})
             continue
+        empty_replies = 0
         for call in response.tool_calls:
             yield ToolCallStep(turn=turn, call_id=call.id, name=call.name, arguments=call.arguments)
             started = time.time()

@@ -113,6 +113,7 @@ class PipelineState:
     """What the report says it could not use (missing or unreadable material)."""
     section_titles: list[str] = field(default_factory=list)
     """Titles of every planned section (a section's scope leaves out what another is about)."""
+    body_sections: int = 0
 
     @property
     def primary(self) -> bool:
@@ -308,6 +309,9 @@ def gather_evidence(
     ]
     base = plan.title if len(plan.title) >= 4 else f"{topic} {plan.title}"
     want = state.ctx.settings.agent.section_evidence + extra
+    if state.body_sections:  # a small folder: share its passages out instead of repeating them
+        share = -(-state.ctx.index.count() // state.body_sections)
+        want = min(want, max(3, share) + extra)
     k = want + 6
     user: list[Evidence] = []
     if scope:
@@ -324,15 +328,8 @@ def gather_evidence(
     if outside or not grounding.named_groups(plan.title):
         background = yield from _search(state, [base, *queries, f"{topic} {plan.title}"], k)
         background = [e for e in background if e.id not in {u.id for u in user}]
-    fresh = [e for e in user if e.id not in state.used_ids]
-    reused = [e for e in user if e.id in state.used_ids]
     chosen = grounding.choose_evidence(
-        fresh + reused,
-        [e for e in background if e.id not in state.used_ids]
-        + [e for e in background if e.id in state.used_ids],
-        want,
-        primary=state.primary,
-        outside=outside,
+        user, background, want, used=state.used_ids, primary=state.primary, outside=outside
     )
     state.used_ids.update(e.id for e in chosen)
     return chosen
@@ -577,6 +574,7 @@ def run_pipeline(state: PipelineState) -> Generator[Step, None, None]:
     state.notes = notes
     plans = yield from plan_sections(state)
     state.section_titles = [p.title for p in plans]
+    state.body_sections = sum(p.kind == "body" for p in plans)
     yield NoteStep(
         turn=state.turn, message="plan: " + " | ".join(f"{p.heading} ({p.budget})" for p in plans)
     )

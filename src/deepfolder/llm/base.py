@@ -7,13 +7,16 @@ OpenAI ``{"type": "function", "function": {name, description, parameters}}`` dic
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from deepfolder.records import Usage
+from deepfolder.records import RetryStep, Usage
 
 Message = dict[str, Any]
 ToolSpec = dict[str, Any]
+RetryListener = Callable[[RetryStep], None]
+"""Told of every retry a remote model makes (the run's recorder turns them into steps)."""
 
 
 class ModelError(RuntimeError):
@@ -98,3 +101,19 @@ class ChatModel(Protocol):
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` for this model (exact when the model has a tokenizer)."""
         ...
+
+
+def set_retry_listener(model: object, listener: RetryListener | None) -> bool:
+    """Let ``listener`` hear every retry of ``model``, through any wrappers that keep the
+    wrapped model in ``.inner`` (the text tool protocol, recording wrappers). Models that
+    never retry (embedded, fake) have no ``on_retry``; False says none was found."""
+    found = False
+    seen: set[int] = set()
+    current: object | None = model
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if hasattr(current, "on_retry"):
+            setattr(current, "on_retry", listener)  # noqa: B010 (any model class)
+            found = True
+        current = getattr(current, "inner", None)
+    return found

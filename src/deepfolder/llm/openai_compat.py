@@ -4,12 +4,20 @@ Ollama, a llama.cpp server, OpenRouter, or any other base URL.
 A thin adapter: the wire format, retries and usage, no agent logic. Subtle parts:
 
 - The SDK's own retries are switched off (``max_retries=0``) so that the retries here are
-  the only ones and each is logged and counted (``retries_total``). 429, 408, 5xx,
-  timeouts and connection errors are retried with exponential backoff and full jitter;
-  a ``Retry-After`` header (seconds or HTTP date) is honoured.
+  the only ones and each is logged, counted (``retries_total``) and reported to
+  ``on_retry`` (the run records it as a :class:`~deepfolder.records.RetryStep`). 429,
+  408, 409, 5xx, timeouts and connection errors are retried with exponential backoff and
+  full jitter; a ``Retry-After`` header (seconds or HTTP date) is honoured.
+- The body of a 200 reply is parsed here, not by the SDK (``with_raw_response``): a body
+  that is not JSON, is cut off, is an error object, or has no usable choice/message is
+  a *malformed reply* and is retried like a 5xx; when the retries run out it is a
+  :class:`ModelError` naming what was wrong. The SDK's lenient models would instead hand
+  back objects with missing fields and fail later as a traceback.
 - The test guard (:mod:`deepfolder.llm.guard`) is checked before every request.
-- A tool call whose arguments are not a JSON object is returned with ``parse_error`` set
-  rather than raised: it is the model's mistake and goes back to the model.
+- Tool calls are the model's, so their mistakes are never raised: arguments that are not
+  a JSON object, or a call without a name, come back with ``parse_error`` set and go to
+  the model as an observation it can fix. Arguments sent as a JSON object instead of a
+  string (some servers do) are accepted as they are.
 - ``json_schema`` uses ``response_format={"type": "json_schema"}`` where the provider
   supports it; otherwise the schema is added to the prompt as an instruction, and the
   reply's content is stripped of Markdown fences so it parses.
@@ -32,12 +40,13 @@ from deepfolder.llm.base import (
     Message,
     ModelConfigError,
     ModelError,
+    RetryListener,
     ToolCallRequest,
     ToolSpec,
 )
 from deepfolder.llm.guard import check_model_request_allowed
 from deepfolder.llm.tokens import estimate_tokens
-from deepfolder.records import Usage
+from deepfolder.records import RetryStep, Usage
 
 log = logging.getLogger("deepfolder.llm")
 
@@ -199,6 +208,8 @@ class OpenAIChatModel:
         self.default_max_tokens = default_max_tokens
         self.retries_total = 0
         """Retries made by this model so far (all calls)."""
+        self.on_retry: RetryListener | None = None
+        """Told of each retry before its wait (see :func:`~deepfolder.llm.base.set_retry_listener`)."""
         self.usage = Usage()
         """Total usage reported by the endpoint over all calls."""
         self._client = OpenAI(api_key=key, base_url=self.base_url, timeout=timeout_s, max_retries=0)
@@ -237,8 +248,7 @@ class OpenAIChatModel:
             request["temperature"] = temperature
         if json_schema is not None:
             self._add_json_schema(request, json_schema)
-        completion = self._create_with_retries(request)
-        return self._to_response(completion, json_schema is not None)
+        return self._request_with_retries(request, wants_json=json_schema is not None)
 
     def _add_json_schema(self, request: dict[str, Any], schema: dict[str, Any]) -> None:
         if self.provider.json_schema:
@@ -255,41 +265,63 @@ class OpenAIChatModel:
         if self.provider.json_object:
             request["response_format"] = {"type": "json_object"}
 
-    def _create_with_retries(self, request: dict[str, Any]) -> Any:
+    def _request_with_retries(self, request: dict[str, Any], *, wants_json: bool) -> ChatResponse:
         import openai
 
         attempt = 0
         while True:
+            attempt += 1
+            status: int | None = None
+            retry_after: float | None = None
+            error: Exception
             try:
-                return self._client.chat.completions.create(**request)
+                raw = self._client.chat.completions.with_raw_response.create(**request)
+                status = raw.http_response.status_code
+                response = parse_completion(raw.http_response.text, wants_json=wants_json)
             except (openai.APITimeoutError, openai.APIConnectionError) as exc:
-                reason, retry_after = type(exc).__name__, None
-                error: Exception = exc
+                reason, error = type(exc).__name__, exc
             except openai.APIStatusError as exc:
                 if not _retryable_status(exc.status_code):
                     raise ModelError(
                         f"{self.name} at {self.base_url} answered HTTP {exc.status_code}: "
                         f"{_short(exc.message)}"
                     ) from exc
-                reason, error = f"HTTP {exc.status_code}", exc
+                status, reason, error = exc.status_code, f"HTTP {exc.status_code}", exc
                 retry_after = _retry_after_seconds(exc.response.headers.get("retry-after"))
-            if attempt >= self.max_retries:
+            except MalformedReply as exc:
+                reason, error = f"malformed reply (HTTP {status})", exc
+            else:
+                response.model = response.model or self.model
+                self.usage = self.usage + response.usage
+                return response
+            if attempt > self.max_retries:
                 raise ModelError(
-                    f"{self.name} at {self.base_url} failed after {attempt + 1} attempt(s): "
+                    f"{self.name} at {self.base_url} failed after {attempt} attempt(s): "
                     f"{reason}: {_short(str(error))}"
                 ) from error
-            delay = self._backoff(attempt, retry_after)
-            attempt += 1
-            self.retries_total += 1
-            log.warning(
-                "%s: %s; retry %d/%d in %.2fs",
-                self.name,
-                reason,
-                attempt,
-                self.max_retries,
-                delay,
+            self._wait_before_retry(attempt, reason, status, retry_after)
+
+    def _wait_before_retry(
+        self, attempt: int, reason: str, status: int | None, retry_after: float | None
+    ) -> None:
+        delay = self._backoff(attempt - 1, retry_after)
+        self.retries_total += 1
+        log.warning(
+            "%s: %s; retry %d/%d in %.2fs", self.name, reason, attempt, self.max_retries, delay
+        )
+        if self.on_retry is not None:
+            self.on_retry(
+                RetryStep(
+                    turn=0,
+                    model=self.name,
+                    attempt=attempt,
+                    max_retries=self.max_retries,
+                    reason=reason,
+                    status=status,
+                    wait_s=round(delay, 3),
+                )
             )
-            time.sleep(delay)
+        time.sleep(delay)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -297,36 +329,128 @@ class OpenAIChatModel:
         cap = min(self.backoff_max_s, self.backoff_base_s * (2**attempt))
         return random.uniform(cap / 2, cap)  # jitter: concurrent runs do not retry in step
 
-    def _to_response(self, completion: Any, wants_json: bool) -> ChatResponse:
-        if not getattr(completion, "choices", None):
-            raise ModelError(f"{self.name} returned no choices: {_short(str(completion))}")
-        choice = completion.choices[0]
-        message = choice.message
-        calls = [
-            parse_tool_call(c.id, c.function.name, c.function.arguments)
-            for c in message.tool_calls or ()
-            if getattr(c, "function", None) is not None
-        ]
-        content = message.content
-        if wants_json and content:
-            content = strip_json_fence(content)
-        usage = Usage()
-        if completion.usage is not None:
-            usage = Usage(
-                completion.usage.prompt_tokens or 0, completion.usage.completion_tokens or 0
-            )
-        self.usage = self.usage + usage
-        return ChatResponse(
-            content=content,
-            tool_calls=calls,
-            usage=usage,
-            finish_reason=choice.finish_reason or ("tool_calls" if calls else "stop"),
-            model=completion.model or self.model,
+
+class MalformedReply(ValueError):
+    """A 200 reply whose body cannot be used; retried like a 5xx."""
+
+
+def parse_completion(body: str, *, wants_json: bool = False) -> ChatResponse:
+    """A ``chat.completion`` body as a ChatResponse, or :class:`MalformedReply` saying
+    what is wrong with it. Only the first choice is used."""
+    try:
+        data = json.loads(body)
+    except json.JSONDecodeError as exc:
+        cut = exc.pos >= len(body.rstrip()) or exc.msg.startswith("Unterminated string")
+        what = "cut off" if cut and body.lstrip().startswith("{") else "not JSON"
+        raise MalformedReply(f"the body is {what} ({exc.msg}): {_short(body, 120)!r}") from exc
+    if not isinstance(data, dict):
+        raise MalformedReply(f"the body is a JSON {type(data).__name__}, not an object")
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices:
+        error = data.get("error")
+        if error:  # some gateways answer 200 with an error object
+            detail = error.get("message", error) if isinstance(error, dict) else error
+            raise MalformedReply(f"the body is an error: {_short(str(detail), 200)}")
+        raise MalformedReply("the body has no choices")
+    choice = choices[0]
+    message = choice.get("message") if isinstance(choice, dict) else None
+    if not isinstance(message, dict):
+        raise MalformedReply("the first choice has no message")
+    raw_calls = message.get("tool_calls") or []
+    if not isinstance(raw_calls, list):
+        raise MalformedReply(f"tool_calls is a {type(raw_calls).__name__}, not a list")
+    calls = _unique_ids([_tool_call_from_wire(c, i) for i, c in enumerate(raw_calls)])
+    content = _content_text(message.get("content"))
+    if wants_json and content:
+        content = strip_json_fence(content)
+    finish = choice.get("finish_reason")
+    model = data.get("model")
+    return ChatResponse(
+        content=content,
+        tool_calls=calls,
+        usage=_usage(data.get("usage")),
+        finish_reason=finish if isinstance(finish, str) and finish else _default_finish(calls),
+        model=model if isinstance(model, str) else "",
+    )
+
+
+def _default_finish(calls: list[ToolCallRequest]) -> str:
+    return "tool_calls" if calls else "stop"
+
+
+def _content_text(content: Any) -> str | None:
+    """Message content: a string, null, or a list of parts (only text parts are kept)."""
+    if content is None or isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = [p.get("text") for p in content if isinstance(p, dict)]
+        return "".join(t for t in texts if isinstance(t, str))
+    raise MalformedReply(f"the message content is a {type(content).__name__}")
+
+
+def _usage(usage: Any) -> Usage:
+    if not isinstance(usage, dict):
+        return Usage()
+
+    def count(key: str) -> int:
+        value = usage.get(key)
+        return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+    return Usage(count("prompt_tokens"), count("completion_tokens"))
+
+
+def _tool_call_from_wire(entry: Any, index: int) -> ToolCallRequest:
+    """One ``tool_calls`` entry; anything wrong with it becomes ``parse_error``."""
+    entry = entry if isinstance(entry, dict) else {}
+    fn = entry.get("function")
+    fn = fn if isinstance(fn, dict) else {}
+    call_id = entry.get("id") if isinstance(entry.get("id"), str) else None
+    name = fn.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raw = json.dumps(fn.get("arguments"), ensure_ascii=False, default=str)
+        return ToolCallRequest(
+            id=call_id or f"call_{index}",
+            name="",
+            raw_arguments=raw,
+            parse_error=(
+                f"tool call {index + 1} has no tool name (got {_short(repr(name), 60)}). "
+                "Call a tool by its name, with its arguments as one JSON object."
+            ),
         )
+    return parse_tool_call(call_id or f"call_{index}", name.strip(), fn.get("arguments"))
 
 
-def parse_tool_call(call_id: str | None, name: str, raw: str | None) -> ToolCallRequest:
-    """A native tool call; malformed arguments become ``parse_error``, not an exception."""
+def _unique_ids(calls: list[ToolCallRequest]) -> list[ToolCallRequest]:
+    """Each tool result answers one call id, so repeated ids are made distinct."""
+    seen: set[str] = set()
+    for i, call in enumerate(calls):
+        if call.id in seen:
+            call.id = f"{call.id}_{i}"
+        seen.add(call.id)
+    return calls
+
+
+def parse_tool_call(call_id: str | None, name: str, raw: Any) -> ToolCallRequest:
+    """A native tool call; malformed arguments become ``parse_error``, not an exception.
+    Arguments are normally a JSON string; an object sent as it is is accepted too."""
+    if isinstance(raw, dict):
+        return ToolCallRequest(
+            id=call_id or f"call_{name}",
+            name=name,
+            arguments=raw,
+            raw_arguments=json.dumps(raw, ensure_ascii=False),
+        )
+    if raw is not None and not isinstance(raw, str):
+        text = json.dumps(raw, ensure_ascii=False, default=str)
+        return ToolCallRequest(
+            id=call_id or f"call_{name}",
+            name=name,
+            raw_arguments=text,
+            parse_error=(
+                f"the arguments of {name} must be a JSON object, got "
+                f"{type(raw).__name__}: {_short(text, 200)}"
+            ),
+        )
     raw = raw or ""
     call = ToolCallRequest(id=call_id or f"call_{name}", name=name, raw_arguments=raw)
     if not raw.strip():
@@ -339,6 +463,8 @@ def parse_tool_call(call_id: str | None, name: str, raw: str | None) -> ToolCall
             f"{_short(raw, 200)}. Send the arguments as one JSON object."
         )
         return call
+    if value is None:
+        return call  # "null": no arguments, like an empty string
     if not isinstance(value, dict):
         call.parse_error = (
             f"the arguments of {name} must be a JSON object, got {type(value).__name__}: "

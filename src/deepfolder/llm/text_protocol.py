@@ -214,6 +214,11 @@ def _lenient_json(text: str) -> Any:
 # --- the wrapper model ----------------------------------------------------------------
 
 
+_TOOL_RESPONSE_TAG = re.compile(r"[<＜](?=\s*/?\s*tool_(?:response|call))", re.IGNORECASE)
+"""A tag-like ``<tool_response`` / ``<tool_call`` inside a tool result: made inert, so
+folder text can neither end its response block early nor forge a call."""
+
+
 def messages_as_text_turns(messages: list[Message]) -> list[Message]:
     """Earlier native tool calls and tool results as plain text turns in the protocol."""
     out: list[Message] = []
@@ -232,7 +237,7 @@ def messages_as_text_turns(messages: list[Message]) -> list[Message]:
             out.append({"role": "assistant", "content": "\n".join(p for p in parts if p)})
         elif role == "tool":
             name = msg.get("name") or msg.get("tool_call_id") or "tool"
-            content = msg.get("content") or ""
+            content = _TOOL_RESPONSE_TAG.sub("‹", str(msg.get("content") or ""))
             text = f'<tool_response name="{name}">\n{content}\n</tool_response>'
             if out and out[-1]["role"] == "user" and "<tool_response" in out[-1]["content"]:
                 out[-1] = {"role": "user", "content": out[-1]["content"] + "\n" + text}

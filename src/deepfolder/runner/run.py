@@ -3,6 +3,11 @@
 Order of work: resolve the request → choose the run directory (never inside the input
 folder) → ingest (cached) → model → tools → agent or pipeline policy → render →
 validate ⇄ revise → write every output file.
+
+Two ways a run fails without a report, both keeping the trace, turns.txt and usage.json:
+a :class:`ModelError` (the endpoint failed after its retries) is re-raised naming the run
+directory; an empty final answer returns a failed :class:`RunResult` whose ``error``
+says why, and no report.md is written.
 """
 
 from __future__ import annotations
@@ -20,11 +25,11 @@ from deepfolder.agent.loop import Conversation, run_agent
 from deepfolder.agent.pipeline import PipelineState, run_pipeline
 from deepfolder.agent.prompts import (
     AGENT_SYSTEM,
-    TASK_TEMPLATE,
     describe_constraints,
     language_name,
+    task_message,
 )
-from deepfolder.llm.base import ChatModel
+from deepfolder.llm.base import ChatModel, ModelError, set_retry_listener
 from deepfolder.records import Evidence, FinalAnswerStep, NoteStep, Step, TaskStep
 from deepfolder.report.render import finalize_markdown, markdown_to_html, title_of
 from deepfolder.runner.outputs import comparison_text, write_json, write_text
@@ -52,6 +57,8 @@ class RunResult:
     passed: bool
     failures: list[str]
     cut_short: bool
+    error: str | None = None
+    """Why the run produced no report (an empty final answer); None when it did."""
 
 
 def available_tools(ctx: ToolContext) -> list[Tool]:
@@ -209,7 +216,9 @@ def _run_in(
     recorder = RunRecorder(run_dir, console=console, price=_pricer(settings))
     if resume is not None:
         resume.attach(recorder)
+    set_retry_listener(model, recorder.record_retry)  # retries are steps of the run
     if "vision" in ctx.services:  # the vision model's calls belong in the trace too
+        set_retry_listener(ctx.services["vision"], recorder.record_retry)
         ctx.services["vision"] = RecordedModel(
             ctx.services["vision"], recorder, "vision", lambda: recorder.turn
         )
@@ -229,10 +238,7 @@ def _run_in(
         conv = Conversation(
             messages=[
                 {"role": "system", "content": system},
-                {
-                    "role": "user",
-                    "content": TASK_TEMPLATE.format(request=request_text, summary=summary),
-                },
+                {"role": "user", "content": task_message(request_text, summary)},
             ]
         )
         recorder.record(
@@ -266,14 +272,15 @@ def _run_in(
                 keep_recent=settings.agent.tool_result_keep_recent,
                 max_tokens=settings.model.max_output_tokens,
             )
-        final: FinalAnswerStep | None = None
-        for step in steps:
-            recorder.record(step)
-            if isinstance(step, FinalAnswerStep):
-                final = step
-        if final is None:
-            final = FinalAnswerStep(turn=recorder.turn, text="", cut_short=True, reason="no answer")
-            recorder.record(final)
+        final = _final_answer(steps, recorder)
+        if not final.text.strip():
+            error = (
+                f"the model's final answer was empty ({final.reason or 'no reason given'}); "
+                f"no report was written. The trace is kept in {run_dir}"
+            )
+            recorder.record(NoteStep(turn=final.turn, message=error, level="error"))
+            recorder.append_turns_block("Run failed", [error])
+            return RunResult(run_dir, run_dir / "report.md", False, [error], True, error)
         recorder.milestone(f"draft written ({len(final.text)} characters); validating")
 
         def citable(eid: str) -> Evidence | None:
@@ -332,6 +339,11 @@ def _run_in(
         )
         if final.cut_short:
             recorder.append_turns_block("Run cut short", [final.reason])
+    except ModelError as exc:  # the endpoint failed after its retries: say where the trace is
+        failed_turn = recorder.turn + 1  # the call that failed, as its retries are numbered
+        recorder.record(NoteStep(turn=failed_turn, message=f"model error: {exc}", level="error"))
+        recorder.append_turns_block("Run failed", [f"model error: {exc}"])
+        raise ModelError(f"{exc} (the trace is kept in {run_dir})") from exc
     finally:
         sandbox = ctx.services.get("python")  # the run's own analysis worker
         if sandbox is not None:
@@ -349,6 +361,19 @@ def _run_in(
         )
     mark_finished(run_dir, report_path)
     return RunResult(run_dir, report_path, not failures, failures, final.cut_short)
+
+
+def _final_answer(steps: Iterator[Step], recorder: RunRecorder) -> FinalAnswerStep:
+    """Record the policy's steps; its final answer (an empty one when it gave none)."""
+    final: FinalAnswerStep | None = None
+    for step in steps:
+        recorder.record(step)
+        if isinstance(step, FinalAnswerStep):
+            final = step
+    if final is None:
+        final = FinalAnswerStep(turn=recorder.turn, text="", cut_short=True, reason="no answer")
+        recorder.record(final)
+    return final
 
 
 def _pricer(settings: Settings) -> Any:

@@ -10,11 +10,25 @@ Two kinds of failure are kept apart:
   goes back to the model as an observation it can fix.
 - any other exception: our bug or the infrastructure's; the agent records it and, for
   the run's honesty, reports it as an error observation too, but it is logged as such.
+
+Arguments are checked against the schema before the function runs, so a ``null`` for a
+required argument or an object where a string belongs is the model's mistake
+(``ToolArgumentError``), never an ``AttributeError`` inside the tool.
+
+Folder text is data, never instructions. Every observation that carries it marks it
+with :func:`quote_material` (``<material source="…">…</material>``); the system prompt
+tells the model that nothing inside those tags is an instruction. A tool that does not
+mark its own output (``ToolOutput.quoted``) has its whole observation quoted by
+:func:`quote_observation`, which the agent applies to every observation before the
+model sees it. Text inside cannot close the tag early: any ``<material`` or
+``</material`` in it is neutralised.
 """
 
 from __future__ import annotations
 
 import inspect
+import json
+import math
 import re
 import types
 import typing
@@ -40,6 +54,36 @@ class ToolOutput:
     is_error: bool = False
     files: list[str] = field(default_factory=list)
     """Files the tool created in the run directory (figures, tables)."""
+    quoted: bool = False
+    """True when ``text`` already marks all folder text with :func:`quote_material` (or
+    holds none); otherwise the whole observation is quoted for the tool."""
+
+
+MATERIAL_TAG = "material"
+_TAG_LIKE = re.compile(r"[<＜﹤]\s*(/?)\s*(material)", re.IGNORECASE)
+_LABEL_UNSAFE = str.maketrans({'"': "'", "<": "‹", ">": "›", "\n": " ", "\r": " "})
+
+
+def neutralise_material_tags(text: str) -> str:
+    """``text`` with every ``<material`` / ``</material`` made inert (``‹/material``), so
+    quoted folder text can neither close its block nor open a fake one."""
+    return _TAG_LIKE.sub(lambda m: f"‹{m.group(1)}{m.group(2)}", text)
+
+
+def quote_material(text: str, *, label: str, evidence_id: str | None = None) -> str:
+    """Folder text as quoted data for the model::
+
+        <material source="paper.pdf, p. 3" id="E1a2b3c4d">
+        …the text…
+        </material>
+
+    ``label`` (a file name, an article title…) is folder text too: it is kept on one line
+    and cannot break out of its attribute. The system prompt's standing instruction says
+    that nothing inside these tags is an instruction."""
+    source = " ".join(neutralise_material_tags(label).translate(_LABEL_UNSAFE).split())
+    ident = f' id="{evidence_id}"' if evidence_id else ""
+    body = neutralise_material_tags(text).strip("\n")
+    return f'<{MATERIAL_TAG} source="{source}"{ident}>\n{body}\n</{MATERIAL_TAG}>'
 
 
 @dataclass
@@ -110,35 +154,119 @@ class Tool:
             raise ToolArgumentError(
                 f"{self.name}() is missing required argument(s): {', '.join(missing)}"
             )
-        coerced = {k: _coerce(self.name, k, v, props[k]) for k, v in arguments.items()}
+        required = set(self.parameters.get("required", []))
+        coerced: dict[str, Any] = {}
+        for key, value in arguments.items():
+            if value is None and key in required:
+                raise ToolArgumentError(
+                    f"{self.name}(): argument {key!r} is required and cannot be null; "
+                    f"give {_describe(props[key])}."
+                )
+            if value is None and "default" in props[key]:
+                continue  # null for an optional argument means "the default"
+            coerced[key] = _coerce(self.name, key, value, props[key])
         return self.fn(ctx, **coerced)
 
 
+def quote_observation(tool_name: str, output: ToolOutput, status: str) -> ToolOutput:
+    """``output`` as the model may see it: when the tool did not quote its folder text
+    itself, the whole observation becomes one material block; its closing status line
+    (ours) stays outside."""
+    if output.quoted:
+        return output
+    text, tail = output.text, ""
+    if text.endswith(status):
+        text, tail = text[: -len(status)], "\n" + status
+    output.text = quote_material(text, label=f"{tool_name} result") + tail
+    output.quoted = True
+    return output
+
+
 def _coerce(tool_name: str, key: str, value: Any, schema: dict[str, Any]) -> Any:
-    """Lenient coercion of what small models send ("5" for 5, "a" for ["a"])."""
+    """Check one argument against its schema, leniently: small models send "5" for 5
+    and "a" for ["a"]. What cannot mean the wanted type is the model's mistake."""
     want = schema.get("type")
     if value is None:
         return None
+
+    def wrong() -> ToolArgumentError:
+        got = json.dumps(value, ensure_ascii=False, default=str)
+        if len(got) > 80:
+            got = got[:79] + "…"
+        return ToolArgumentError(
+            f"{tool_name}(): argument {key!r} must be {_describe(schema)}, got "
+            f"{_json_type(value)} {got}"
+        )
+
     try:
-        if want == "integer" and not isinstance(value, bool):
-            return int(value)
-        if want == "number":
-            return float(value)
-        if want == "boolean" and isinstance(value, str):
-            return value.strip().lower() in {"true", "1", "yes"}
-        if want == "array" and not isinstance(value, list):
-            return [value]
-        if want == "string" and not isinstance(value, str):
-            return str(value)
-    except (TypeError, ValueError) as exc:
-        raise ToolArgumentError(
-            f"{tool_name}(): argument {key!r} must be {want}, got {value!r}"
-        ) from exc
+        if want == "integer":
+            value = _as_number(value, int)
+        elif want == "number":
+            value = _as_number(value, float)
+        elif want == "boolean":
+            value = _as_bool(value)
+        elif want == "string":
+            value = _as_string(value)
+        elif want == "array":
+            items = value if isinstance(value, list) else [value]
+            item_schema = schema.get("items") or {}
+            value = [_coerce(tool_name, key, v, item_schema) for v in items if v is not None]
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise wrong() from exc
     if "enum" in schema and value not in schema["enum"]:
         raise ToolArgumentError(
             f"{tool_name}(): argument {key!r} must be one of {schema['enum']}, got {value!r}"
         )
     return value
+
+
+def _as_number(value: Any, kind: type[int] | type[float]) -> int | float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise TypeError(type(value).__name__)
+    number = float(value) if isinstance(value, str) else value
+    if not math.isfinite(number):
+        raise ValueError(value)
+    return kind(number)
+
+
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in {"true", "1", "yes", "false", "0", "no"}:
+        return value.strip().lower() in {"true", "1", "yes"}
+    raise TypeError(type(value).__name__)
+
+
+def _as_string(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise TypeError(type(value).__name__)
+
+
+def _describe(schema: dict[str, Any]) -> str:
+    want = schema.get("type")
+    if want == "array":
+        item = (schema.get("items") or {}).get("type")
+        return f"an array of {item}s" if item else "an array"
+    if want == "integer":
+        return "an integer"
+    return f"a {want}" if want else "a value"
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    return "number" if isinstance(value, int | float) else type(value).__name__
 
 
 _JSON_TYPES: dict[Any, str] = {str: "string", int: "integer", float: "number", bool: "boolean"}

@@ -2,6 +2,11 @@
 
 Every observation is compact (a token budget per call), shows evidence ids the model
 may cite, and ends with one status line. Evidence shown here becomes citable in the run.
+Folder text (passages, article titles, listings) is shown inside ``<material>`` blocks
+(:func:`~deepfolder.tools.base.quote_material`). Each passage's header line, outside
+the block, holds what is ours or the user's own: the evidence id, the score, and the
+locator (``paper.pdf, 第2页``; for a web article ``long_context: article 3, 第1段``,
+its third-party title only inside the block).
 """
 
 from __future__ import annotations
@@ -14,9 +19,17 @@ from deepfolder.index.query import search_many
 from deepfolder.index.rerank import configured_reranker
 from deepfolder.llm.tokens import estimate_tokens
 from deepfolder.records import Evidence, Segment, Source
-from deepfolder.tools.base import ToolArgumentError, ToolContext, ToolOutput, tool
+from deepfolder.tools.base import (
+    ToolArgumentError,
+    ToolContext,
+    ToolOutput,
+    quote_material,
+    tool,
+)
 
-SNIPPET_CHARS = 240
+SNIPPET_CHARS = 216
+"""Characters of a passage shown in a search hit; with its <material> delimiters, eight
+long Chinese hits still fit the default result_token_budget."""
 
 
 def _one_line(text: str, limit: int) -> str:
@@ -48,20 +61,40 @@ def resolve_source_names(ctx: ToolContext, names: list[str]) -> tuple[str, ...]:
         if not matches:
             known = ", ".join(sorted({s.path for s in sources})[:15])
             raise ToolArgumentError(
-                f"no source named {name!r}; call list_sources() to see them. Known files: {known}"
+                f"no source named {name!r}; call list_sources() to see them. Known files:\n"
+                + quote_material(known, label="file names")
             )
         out.extend(matches)
     return tuple(dict.fromkeys(out))
+
+
+def header_label(ev: Evidence, language: str) -> str:
+    """The citation label without a web article's title (third-party text, which is
+    shown inside the material block): ``paper.pdf, 第2页``, ``web: article 3, chunk 1``."""
+    if ev.source.kind != "article":
+        return ev.citation_label(language)
+    collection = ev.source.display_name.removesuffix(".json")
+    where = ev.segment.locator.label(language)
+    zh = language.startswith("zh")
+    article = f"第{ev.source.article}篇" if zh else f"article {ev.source.article}"
+    return f"{collection}: {article}" + (f", {where}" if where else "")
+
+
+def material_label(ev: Evidence) -> str:
+    """The source attribute of a passage's material block: the file, or for a web
+    article its collection and title."""
+    if ev.source.kind == "article":
+        collection = ev.source.display_name.removesuffix(".json")
+        return f'{collection}: "{ev.source.title}"' if ev.source.title else collection
+    return ev.source.display_name
 
 
 def format_hits(ctx: ToolContext, hits: list[Evidence], budget_tokens: int, language: str) -> str:
     lines: list[str] = []
     used = 0
     for n, ev in enumerate(hits, 1):
-        entry = (
-            f"{n}. [{ev.id}] {ev.citation_label(language)} (score {ev.score:.3f})\n"
-            f"   {_one_line(ev.segment.text, SNIPPET_CHARS)}"
-        )
+        entry = f"{n}. [{ev.id}] {header_label(ev, language)} (score {ev.score:.3f})\n"
+        entry += quote_material(_one_line(ev.segment.text, SNIPPET_CHARS), label=material_label(ev))
         cost = estimate_tokens(entry)
         if used + cost > budget_tokens and lines:
             lines.append(
@@ -123,7 +156,7 @@ def search(
         text = f"No passages found for {query!r}. Try other words, or list_sources()."
     else:
         text = format_hits(ctx, hits, rs.result_token_budget, language)
-    return ToolOutput(text=f"{text}\n{ctx.status_line()}", evidence=hits)
+    return ToolOutput(text=f"{text}\n{ctx.status_line()}", evidence=hits, quoted=True)
 
 
 def _window(segments: list[Segment], pivot: int, around: int) -> list[Segment]:
@@ -222,7 +255,8 @@ def read(
     parts: list[str] = []
     used = 0
     for ev in evidence:
-        block = f"[{ev.id}] {ev.citation_label(language)}\n{ev.segment.text.strip()}"
+        block = f"[{ev.id}] {header_label(ev, language)}\n"
+        block += quote_material(ev.segment.text.strip(), label=material_label(ev))
         if used + estimate_tokens(block) > budget and parts:
             parts.append("… further passages cut to fit the budget; read them by id.")
             break
@@ -230,13 +264,16 @@ def read(
         used += estimate_tokens(block)
     shown = evidence[: len([p for p in parts if p.startswith("[E")])]
     ctx.remember(shown)
-    return ToolOutput(text="\n\n".join(parts) + f"\n{ctx.status_line()}", evidence=shown)
+    text = "\n\n".join(parts) + f"\n{ctx.status_line()}"
+    return ToolOutput(text=text, evidence=shown, quoted=True)
 
 
 def _no_place_message(src: Source, segments: list[Segment], language: str) -> str:
     places = sorted({s.locator.label(language) for s in segments if s.locator.label(language)})
     sample = ", ".join(places[:12]) + (" …" if len(places) > 12 else "")
-    return f"nothing at that place in {src.display_name}; it has: {sample or 'no located passages'}"
+    return "nothing at that place; the source has these places:\n" + quote_material(
+        sample or "no located passages", label=src.display_name
+    )
 
 
 @tool
@@ -268,8 +305,9 @@ def list_sources(ctx: ToolContext, kind: str | None = None, offset: int = 0) -> 
     tail = f"\n… {more} more; call list_sources(offset={offset + 40})." if more > 0 else ""
     kinds = Counter(s.kind for s in sources)
     head = "Sources by kind: " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
-    text = head + "\n" + "\n".join(page) + tail + f"\n{ctx.status_line()}"
-    return ToolOutput(text=text)
+    listing = quote_material("\n".join(page), label="list of sources")
+    text = head + "\n" + listing + tail + f"\n{ctx.status_line()}"
+    return ToolOutput(text=text, quoted=True)
 
 
 def _meta_brief(s: Source) -> str:
@@ -291,7 +329,7 @@ def count_length(ctx: ToolContext, text: str, unit: Literal["字", "words"] = "�
     from deepfolder.validate.length import count_length as measure
 
     n = measure(text, unit)
-    return ToolOutput(text=f"{n} {unit}\n{ctx.status_line()}")
+    return ToolOutput(text=f"{n} {unit}\n{ctx.status_line()}", quoted=True)
 
 
 CORE_TOOLS = [search, read, list_sources, count_length]

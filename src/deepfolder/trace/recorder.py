@@ -2,9 +2,14 @@
 
 The same step records are the agent's memory, the progress view and the trace. Every
 step is appended to ``trace.jsonl`` as it happens (a crashed run still leaves its trace);
-``turns.txt`` is the readable turn-by-turn log; ``usage.json`` sums tokens and cost per
-model. Each trace line is flushed and fsynced before the run goes on, so a run killed at
-any point can be resumed from what its trace holds (``runner/resume.py``).
+``turns.txt`` is the readable turn-by-turn log; ``usage.json`` sums tokens, cost and
+retries per model. Each trace line is flushed and fsynced before the run goes on, so a
+run killed at any point can be resumed from what its trace holds (``runner/resume.py``).
+
+Retries happen inside a model call, before its step exists: the model reports each one
+to :meth:`RunRecorder.record_retry` (``set_retry_listener``), which records it as a
+``RetryStep`` of the turn being attempted, so a run that ends in a model error still
+shows every attempt in the trace, ``turns.txt`` and ``usage.json``.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from deepfolder.records import (
     FinalAnswerStep,
     ModelCallStep,
     NoteStep,
+    RetryStep,
     RevisionStep,
     Step,
     TaskStep,
@@ -39,6 +45,8 @@ def _short(text: str, limit: int = 100) -> str:
 
 
 def _args(arguments: dict[str, Any]) -> str:
+    if not isinstance(arguments, dict):  # a malformed call, recorded as the model sent it
+        return _short(json.dumps(arguments, ensure_ascii=False, default=str), 60)
     parts = []
     for k, v in arguments.items():
         shown = json.dumps(v, ensure_ascii=False)
@@ -94,16 +102,37 @@ class RunRecorder:
         self.console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {message}")
 
     # -- recording -----------------------------------------------------------------
+    def _usage_entry(self, model: str) -> dict[str, Any]:
+        return self.usage.setdefault(
+            model,
+            {
+                "calls": 0,
+                "input_tokens": 0,
+                "output_tokens": 0,
+                "cost": 0.0,
+                "retries": 0,
+                "retry_wait_seconds": 0.0,
+            },
+        )
+
+    def record_retry(self, step: RetryStep) -> None:
+        """A model's retry listener: the retry belongs to the call being attempted, the
+        turn after the last recorded model call."""
+        step.turn = self.turn + 1
+        self.record(step)
+
     def record(self, step: Step) -> None:
         self.steps.append(step)
         data = step.to_dict()
+        if isinstance(step, RetryStep):
+            entry = self._usage_entry(step.model)
+            entry["retries"] += 1
+            entry["retry_wait_seconds"] = round(entry["retry_wait_seconds"] + step.wait_s, 3)
         if isinstance(step, ModelCallStep):
             cost = self.price(step.model, step.usage) if self.price else None
             step.cost = cost
             data["cost"] = cost
-            entry = self.usage.setdefault(
-                step.model, {"calls": 0, "input_tokens": 0, "output_tokens": 0, "cost": 0.0}
-            )
+            entry = self._usage_entry(step.model)
             entry["calls"] += 1
             entry["input_tokens"] += step.usage.input_tokens
             entry["output_tokens"] += step.usage.output_tokens
@@ -152,6 +181,12 @@ class RunRecorder:
             return f"Revision round {step.round}: {len(step.instructions)} instruction(s)"
         if isinstance(step, NoteStep):
             return f"{t} | {step.level}: {step.message}"
+        if isinstance(step, RetryStep):
+            self._progress(f"retrying the model ({step.reason})")
+            return (
+                f"{t} | retry {step.attempt}/{step.max_retries} of {step.model}: "
+                f"{step.reason}; waiting {step.wait_s:.2f}s"
+            )
         return ""
 
     def append_turns_block(self, title: str, lines: list[str]) -> None:
@@ -174,6 +209,10 @@ class RunRecorder:
             "total": {
                 **total.to_dict(),
                 "cost": None if any(c is None for c in costs) else round(sum(costs), 6),
+                "retries": sum(e["retries"] for e in self.usage.values()),
+                "retry_wait_seconds": round(
+                    sum(e["retry_wait_seconds"] for e in self.usage.values()), 3
+                ),
             },
             "wall_seconds": round(time.time() - self.started, 2),
         }
