@@ -122,4 +122,7 @@ def format_ingest_table(report: IngestReport) -> Table:
         )
     for f in report.failures:
         table.add_row(f"[red]✗ {f.path}[/red]", "", "", "", "", f.reason[:120])
+    for f in report.files:
+        if f.status == "skipped":
+            table.add_row(f"[yellow]– {f.path}[/yellow]", "", "", "", "", f.reason[:120])
     return table
