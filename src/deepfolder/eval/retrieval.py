@@ -55,6 +55,12 @@ class Question:
     answers: tuple[str, ...]
 
 
+class _NumberText(str):
+    """A JSON number kept as its literal text (``4.90`` stays ``"4.90"``)."""
+
+    __slots__ = ()
+
+
 def _text_value(value: Any) -> str | None:
     """A text field as text: numbers (the CMRC 2018 dev set has 27 numeric answers, read
     here as their literal, e.g. ``"39764.0"``) become strings; anything else is None."""
@@ -73,7 +79,7 @@ def _answer_texts(raw: Any, counts: dict[str, int]) -> tuple[str, ...]:
         if text is None:
             counts["answers dropped (not text)"] += value is not None
             continue
-        if not isinstance(value, str):
+        if isinstance(value, _NumberText) or not isinstance(value, str):
             counts["numeric answers read as text"] += 1
         if text.endswith(".0") and text[:-2].lstrip("-").isdigit():
             out.append(text[:-2])  # 39764.0 is written 39764 in the passage
@@ -89,8 +95,9 @@ def load_qa(path: Path, notes: list[str] | None = None) -> tuple[list[Document],
     each kind of repair is counted in ``notes``. ``ValueError`` when nothing usable is left.
     """
     try:
-        # Numbers keep their literal text (parse_float=str): "4.90" stays "4.90".
-        data = json.loads(path.read_text(encoding="utf-8-sig"), parse_float=str)
+        data = json.loads(
+            path.read_text(encoding="utf-8-sig"), parse_float=_NumberText, parse_int=_NumberText
+        )
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ValueError(f"cannot read question set {path}: {exc}") from exc
     counts: Counter[str] = Counter()
