@@ -387,8 +387,8 @@ def _ingest_locked(
     return Corpus(folder, index, report, index_dir, data_files, files)
 
 
-CHECKPOINT_FILES = 20
-CHECKPOINT_SECONDS = 30.0
+CHECKPOINT_FILES = 100
+CHECKPOINT_SECONDS = 20.0
 
 
 def _flush(index: Index) -> None:
