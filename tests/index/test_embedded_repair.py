@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -113,5 +114,21 @@ def test_vector_rows_of_an_uncommitted_add_are_cut(tmp_path: Path) -> None:
         for word in ("alpha", "bravo", "charlie"):
             hits = index.search(f"this note is about {word}", dense)
             assert [h.source.id for h in hits] == [f"{word}.txt"]
+    finally:
+        index.close()
+
+
+def test_passages_of_missing_sources_are_dropped(tmp_path: Path) -> None:
+    index = EmbeddedIndex(tmp_path, dense=False)
+    try:
+        index.add(*_records(["alpha"]))
+        orphan = Segment.create("gone.txt", "left behind", Locator(chunk=1), 0)
+        index._db.execute(
+            "INSERT INTO segments(id, source_id, seq, data, row) VALUES(?,?,?,?,NULL)",
+            (orphan.id, orphan.source_id, 0, json.dumps(orphan.to_dict())),
+        )
+        index._db.commit()
+        assert "dropped 1 passage(s) of sources no longer stored" in index.repair()
+        assert index.count() == 1 and index.repair() == ""
     finally:
         index.close()

@@ -263,7 +263,14 @@ class EmbeddedIndex:
         lexical index does not hold exactly the stored segments, it is rebuilt from
         SQLite. Call it only while holding the ingest lock (``ingest.lock``).
         """
+        self.flush()  # this process's own pending writes are not damage
         notes = []
+        orphans = self._db.execute(
+            "DELETE FROM segments WHERE source_id NOT IN (SELECT id FROM sources)"
+        ).rowcount
+        self._db.commit()
+        if orphans:
+            notes.append(f"dropped {orphans} passage(s) of sources no longer stored")
         cut = self._repair_vectors()
         if cut:
             notes.append(f"dropped {cut} vector row(s) of an interrupted write")
