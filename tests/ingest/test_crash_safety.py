@@ -143,6 +143,7 @@ def test_kill_9_at_random_points_loses_nothing(tmp_path: Path) -> None:
 def test_a_second_ingest_waits_for_the_first(tmp_path: Path) -> None:
     folder, cache = tmp_path / "case", tmp_path / "cache"
     _make_folder(folder)
+    before = tree_digest(folder)
     index_dir = index_dir_for(folder, _settings(cache))
     release = threading.Event()
     holding = threading.Event()
@@ -166,14 +167,17 @@ def test_a_second_ingest_waits_for_the_first(tmp_path: Path) -> None:
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err
     assert "finished" in out
+    assert tree_digest(folder) == before
 
 
 def test_two_ingests_at_once_both_succeed(tmp_path: Path) -> None:
     folder, cache = tmp_path / "case", tmp_path / "cache"
     tokens = _make_folder(folder)
+    before = tree_digest(folder)
     procs = [_spawn(folder, cache) for _ in range(2)]
     results = [p.communicate(timeout=600) for p in procs]
     for proc, (_, err) in zip(procs, results, strict=True):
         assert proc.returncode == 0, err
         assert "Traceback" not in err and "LockBusy" not in err
     assert _unfindable(index_dir_for(folder, _settings(cache)), tokens) == []
+    assert tree_digest(folder) == before

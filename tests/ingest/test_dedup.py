@@ -9,6 +9,7 @@ import pytest
 
 from deepfolder.index.base import SearchOptions
 from deepfolder.ingest import ingest_folder
+from deepfolder.ingest.dedup import article_key
 from deepfolder.settings import Settings
 from memory_index import MemoryIndex, MemoryIndexFactory
 
@@ -115,3 +116,36 @@ def test_the_embedded_index_reads_a_copy_through_its_first(
         assert len(ids) == len(set(ids)) and len({h.segment.text for h in hits}) == len(hits)
     finally:
         corpus.close()
+
+
+@pytest.mark.data
+def test_case_002_collections(tmp_path: Path, ingest_settings: Settings) -> None:
+    """The benchmark's nested samples: every article is indexed once, every article
+    location resolves (the collections are linked in, so the folder holds links only)."""
+    from conftest import DATA
+
+    case = DATA / "cases" / "002"
+    if not case.exists():
+        pytest.skip(f"{case} is absent")
+    folder = tmp_path / "case"
+    folder.mkdir()
+    for path in sorted(case.glob("long_context*.json")):
+        (folder / path.name).symlink_to(path)
+    settings = ingest_settings.model_copy(
+        update={
+            "ingest": ingest_settings.ingest.model_copy(update={"follow_external_symlinks": True})
+        }
+    )
+    factory = MemoryIndexFactory()
+    corpus = ingest_folder(folder, settings, index_factory=factory)  # type: ignore[arg-type]
+    index = corpus.index
+    assert isinstance(index, MemoryIndex)
+    keys = [
+        article_key(source, index.segments_of(source.id))
+        for source in index.sources()
+        if "duplicate_of" not in source.meta and index.segments_of(source.id)
+    ]
+    assert len(keys) == len(set(keys))  # no article's text indexed twice
+    copies = [s for s in index.sources() if "duplicate_of" in s.meta]
+    assert copies and len({s.path for s in index.sources()}) == 4
+    _check_links(index)
