@@ -94,12 +94,14 @@ def _kill_at(proc: subprocess.Popen[str], phase: str, done: int) -> bool:
 def _unfindable(index_dir: Path, tokens: list[str]) -> list[str]:
     index = EmbeddedIndex(index_dir, dense=False)
     try:
-        options = SearchOptions(k=3, mode="lexical")
-        return [
-            t for t in tokens if not any(t in ev.segment.text for ev in index.search(t, options))
-        ]
+        return _unfindable_in(index, tokens)
     finally:
         index.close()
+
+
+def _unfindable_in(index: EmbeddedIndex, tokens: list[str]) -> list[str]:
+    options = SearchOptions(k=3, mode="lexical")
+    return [t for t in tokens if not any(t in ev.segment.text for ev in index.search(t, options))]
 
 
 def _manifest_tokens(index_dir: Path, tokens: list[str]) -> list[str]:
@@ -181,3 +183,26 @@ def test_two_ingests_at_once_both_succeed(tmp_path: Path) -> None:
         assert "Traceback" not in err and "LockBusy" not in err
     assert _unfindable(index_dir_for(folder, _settings(cache)), tokens) == []
     assert tree_digest(folder) == before
+
+
+def test_the_report_says_when_the_index_was_repaired(tmp_path: Path) -> None:
+    """An index left inconsistent (here: by the old code, which marked files as ingested
+    before committing the lexical index) is repaired by the next ingest, which says so."""
+    folder, cache = tmp_path / "case", tmp_path / "cache"
+    tokens = _make_folder(folder)
+    proc = _spawn(folder, cache)
+    assert proc.communicate(timeout=600)[0].endswith("finished\n")
+    index_dir = index_dir_for(folder, _settings(cache))
+    index = EmbeddedIndex(index_dir, dense=False)
+    index.remove_sources(["part0/note0000.txt"])  # the records lose it; the lexical index
+    index._writer.rollback()  # does not (a removal killed between the two commits)
+    index.close()
+    from deepfolder.ingest import format_ingest_table, ingest_folder
+
+    corpus = ingest_folder(folder, _settings(cache))
+    try:
+        assert any("rebuilt the lexical index" in note for note in corpus.report.notes)
+        assert "rebuilt the lexical index" in str(format_ingest_table(corpus.report).caption)
+        assert _unfindable_in(corpus.index, tokens) == []
+    finally:
+        corpus.close()

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from make_files import tree_digest
 
-from deepfolder.ingest import ingest_folder
+from deepfolder.ingest import format_ingest_table, ingest_folder
 from deepfolder.ingest.base import ExtractError
 from deepfolder.ingest.collections import iter_articles
 from deepfolder.ingest.jsonstream import JsonBudgetError, iter_collection
@@ -141,6 +141,8 @@ def test_symlinks_out_of_the_folder_are_skipped(
     assert corpus.index.search("swordfish", _options()) == []
     assert corpus.index.source("secret.txt") is None
     assert "secret.txt" not in corpus.summary()
+    table = format_ingest_table(corpus.report)
+    assert any("passwd.txt" in str(cell) for cell in table.columns[0]._cells)
 
     allowed, files = _ingest(folder, ingest_settings, memory_index, follow_external_symlinks=True)
     assert files["secret.txt"].status == "indexed"
