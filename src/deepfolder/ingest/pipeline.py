@@ -225,34 +225,7 @@ def _ingest_locked(
         report.notes.append(repaired)
     manifest = load_manifest(index_dir)
     registry = ArticleRegistry(manifest)
-    removed: set[str] = set()
-
-    def drop(rel: str) -> None:
-        """Take a file's sources out of the index and the manifest."""
-        entry = manifest.pop(rel)
-        ids = entry.get("source_ids", [])
-        index.remove_sources(ids)
-        registry.forget(entry, index)
-        removed.update(ids)
-
-    readable = [f for f in scanned if not f.skipped]
-    current = {f.rel_path for f in readable}
-    for rel in [rel for rel in manifest if rel not in current]:
-        drop(rel)
-    for file in readable:
-        entry = manifest.get(file.rel_path)
-        if entry and (entry.get("sha256") != file.sha256 or not _in_index(index, entry)):
-            drop(file.rel_path)  # changed, or its sources went missing
-    while True:  # files whose articles deferred to a first copy that just left the index
-        orphaned = [
-            rel
-            for rel, entry in manifest.items()
-            if removed.intersection(entry.get("duplicates", {}).values())
-        ]
-        if not orphaned:
-            break
-        for rel in orphaned:
-            drop(rel)
+    _forget_stale(index, manifest, registry, [f for f in scanned if not f.skipped])
 
     reports: dict[str, FileReport] = {}
     jobs: list[FileJob] = []
@@ -385,6 +358,38 @@ def _ingest_locked(
     ]
     files = {rel: {"kind": e["kind"], **e.get("describe", {})} for rel, e in manifest.items()}
     return Corpus(folder, index, report, index_dir, data_files, files)
+
+
+def _forget_stale(
+    index: Index,
+    manifest: dict[str, dict[str, Any]],
+    registry: ArticleRegistry,
+    readable: list[ScannedFile],
+) -> None:
+    """Take out of the index and the manifest every file that is gone, changed or lost
+    its sources, then (until none is left) every file whose articles deferred to a first
+    copy that just left: they are indexed again, and one of them holds the first copy."""
+    removed: set[str] = set()
+
+    def drop(rel: str) -> None:
+        entry = manifest.pop(rel)
+        ids = entry.get("source_ids", [])
+        index.remove_sources(ids)
+        registry.forget(entry, index)
+        removed.update(ids)
+
+    current = {f.rel_path: f for f in readable}
+    for rel, entry in list(manifest.items()):
+        file = current.get(rel)
+        if file is None or entry.get("sha256") != file.sha256 or not _in_index(index, entry):
+            drop(rel)
+    while orphaned := [
+        rel
+        for rel, entry in manifest.items()
+        if removed.intersection(entry.get("duplicates", {}).values())
+    ]:
+        for rel in orphaned:
+            drop(rel)
 
 
 CHECKPOINT_FILES = 100
