@@ -205,7 +205,7 @@ def test_bad_question_sets_are_repaired_or_refused_before_indexing(
     monkeypatch.setattr("deepfolder.eval.retrieval.build_eval_index", no_index)
     (tmp_path / "none.json").write_text(json.dumps([{"context_text": "x", "qas": []}]), "utf-8")
     assert eval_retrieval_command([str(tmp_path / "none.json")], settings=settings) == 2
-    assert "holds no usable question" in capsys.readouterr().out.replace("\n", " ")
+    assert "holds no usable question" in " ".join(capsys.readouterr().out.split())
 
 
 def test_distractor_folder_with_an_empty_collection(
@@ -228,4 +228,4 @@ def test_distractor_folder_with_an_empty_collection(
         settings=Settings.model_validate({"retrieval": {"dense": False}}),
     )
     assert code == 0
-    assert "long_context.json: skipped" in capsys.readouterr().out.replace("\n", "")
+    assert "long_context.json: skipped" in " ".join(capsys.readouterr().out.split())
