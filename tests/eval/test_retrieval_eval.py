@@ -164,6 +164,7 @@ def test_bad_question_sets_are_repaired_or_refused_before_indexing(
 ) -> None:
     """CMRC 2018 dev has numeric answers (39764.0, 4.9): they used to crash the scoring
     after minutes of embedding. They are read as text, broken items are counted."""
+    monkeypatch.setenv("COLUMNS", "1000")  # rich would wrap the long temporary paths
     data = {
         "data": [
             {
@@ -205,14 +206,15 @@ def test_bad_question_sets_are_repaired_or_refused_before_indexing(
     monkeypatch.setattr("deepfolder.eval.retrieval.build_eval_index", no_index)
     (tmp_path / "none.json").write_text(json.dumps([{"context_text": "x", "qas": []}]), "utf-8")
     assert eval_retrieval_command([str(tmp_path / "none.json")], settings=settings) == 2
-    assert "holds no usable question" in " ".join(capsys.readouterr().out.split())
+    assert "holds no usable question" in capsys.readouterr().out
 
 
 def test_distractor_folder_with_an_empty_collection(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A real benchmark task ships a 0-byte long_context.json; ingest reports it, and the
     evaluation now reads it with the same reader instead of dying with a traceback."""
+    monkeypatch.setenv("COLUMNS", "1000")  # rich would wrap the long temporary paths
     folder = tmp_path / "distractors"
     folder.mkdir()
     (folder / "long_context.json").write_bytes(b"")
@@ -228,4 +230,4 @@ def test_distractor_folder_with_an_empty_collection(
         settings=Settings.model_validate({"retrieval": {"dense": False}}),
     )
     assert code == 0
-    assert "long_context.json: skipped" in " ".join(capsys.readouterr().out.split())
+    assert "long_context.json: skipped" in capsys.readouterr().out
