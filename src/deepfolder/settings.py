@@ -101,6 +101,33 @@ class IngestSettings(BaseModel):
     workers: int | None = Field(
         None, description="Processes for extraction (None: number of cores)."
     )
+    json_max_depth: int = Field(
+        64,
+        description="JSON files and collections nested deeper than this are reported as "
+        "failed, not parsed (a file of nested brackets would otherwise exhaust memory).",
+    )
+    json_max_item_mb: float = Field(
+        32.0,
+        description="An article of a collection larger than this is skipped with a warning.",
+    )
+    archive_max_mb: float = Field(
+        2048.0,
+        description="A ZIP archive (with the archives inside it) unpacking to more than "
+        "this fails as a whole.",
+    )
+    archive_max_entries: int = Field(
+        10_000,
+        description="A ZIP archive (with the archives inside it) holding more members than "
+        "this fails as a whole.",
+    )
+    archive_max_depth: int = Field(
+        2, description="Archives nested deeper than this (a zip in a zip …) fail as a whole."
+    )
+    follow_external_symlinks: bool = Field(
+        False,
+        description="Read files whose symlink points outside the folder (off: they are "
+        "skipped and reported, so a link to /etc/passwd or a secret is never indexed).",
+    )
 
 
 class RetrievalSettings(BaseModel):

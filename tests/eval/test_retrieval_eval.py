@@ -157,3 +157,77 @@ def test_command_prints_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert eval_retrieval_command([str(data), "--modes", "lexical+boost"]) == 2
     assert "unknown retrieval mode 'lexical+boost'" in capsys.readouterr().out
     assert eval_retrieval_command([str(tmp_path / "missing.json")]) == 2
+
+
+def test_bad_question_sets_are_repaired_or_refused_before_indexing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CMRC 2018 dev has numeric answers (39764.0, 4.9): they used to crash the scoring
+    after minutes of embedding. They are read as text, broken items are counted."""
+    monkeypatch.setenv("COLUMNS", "1000")  # rich would wrap the long temporary paths
+    data = {
+        "data": [
+            {
+                "title": "数字",
+                "paragraphs": [
+                    {
+                        "id": "P1",
+                        "context": "该市人口为39764人，平均气温4.9度。",
+                        "qas": [
+                            {"id": "q1", "question": "人口多少？", "answers": [{"text": 39764.0}]},
+                            {"id": "q2", "question": "气温多少？", "answers": [{"text": 4.9}]},
+                            {"id": "q3", "question": None, "answers": [{"text": "39764"}]},
+                            {"id": "q4", "question": "无答案？", "answers": [{"text": None}]},
+                        ],
+                    },
+                    {"id": "P2", "context": None, "qas": []},
+                ],
+            }
+        ]
+    }
+    path = tmp_path / "cmrc_dev_like.json"
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    notes: list[str] = []
+    docs, questions = load_qa(path, notes)
+    assert [d.id for d in docs] == ["passage/P1"]
+    assert [q.answers for q in questions] == [("39764", "39764.0"), ("4.9",)]
+    assert "cmrc_dev_like.json: 2 numeric answers read as text" in notes
+    assert "cmrc_dev_like.json: 1 questions skipped (no question text)" in notes
+    assert "cmrc_dev_like.json: 1 questions skipped (no answer)" in notes
+    assert "cmrc_dev_like.json: 1 passages skipped (no text)" in notes
+
+    settings = Settings.model_validate({"retrieval": {"dense": False}})
+    rows = run_retrieval_eval(path, modes=("lexical",), ks=(1, 5), settings=settings)
+    assert rows[0]["questions"] == 2 and rows[0]["recall@5"] == 1.0
+
+    def no_index(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an unusable question set must be refused before indexing")
+
+    monkeypatch.setattr("deepfolder.eval.retrieval.build_eval_index", no_index)
+    (tmp_path / "none.json").write_text(json.dumps([{"context_text": "x", "qas": []}]), "utf-8")
+    assert eval_retrieval_command([str(tmp_path / "none.json")], settings=settings) == 2
+    assert "holds no usable question" in capsys.readouterr().out
+
+
+def test_distractor_folder_with_an_empty_collection(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real benchmark task ships a 0-byte long_context.json; ingest reports it, and the
+    evaluation now reads it with the same reader instead of dying with a traceback."""
+    monkeypatch.setenv("COLUMNS", "1000")  # rich would wrap the long temporary paths
+    folder = tmp_path / "distractors"
+    folder.mkdir()
+    (folder / "long_context.json").write_bytes(b"")
+    (folder / "long_context_deep.json").write_bytes(b"[" * 100_000 + b"]" * 100_000)
+    pages = [{"title": "竹子", "page_body": "竹子是一种生长很快的植物。"}]
+    (folder / "long_context_ok.json").write_text(json.dumps(pages, ensure_ascii=False), "utf-8")
+    notes: list[str] = []
+    assert [d.title for d in iter_distractors(folder, notes=notes)] == ["竹子"]
+    assert len(notes) == 2 and "empty (0 bytes)" in notes[0] and "nested" in notes[1]
+    data = _squad(tmp_path / "s.json")
+    code = eval_retrieval_command(
+        [str(data), "--distractors", str(folder), "--modes", "lexical"],
+        settings=Settings.model_validate({"retrieval": {"dense": False}}),
+    )
+    assert code == 0
+    assert "long_context.json: skipped" in capsys.readouterr().out

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -11,7 +12,8 @@ from deepfolder.settings import Settings
 from memory_index import MemoryIndexFactory
 
 REPO = Path(__file__).resolve().parents[2]
-DATA = REPO / ".." / "shared" / "data"
+DATA = Path(os.environ.get("DEEPFOLDER_TEST_DATA", REPO / ".." / "shared" / "data"))
+"""The shared test material; ``$DEEPFOLDER_TEST_DATA`` points elsewhere (a worktree)."""
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 
 CJK_FONT = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
@@ -107,3 +109,20 @@ def make_xlsx(path: Path, rows: int = 30) -> Path:
     other.append(["second sheet"])
     book.save(str(path))
     return path
+
+
+def tree_digest(folder: Path) -> str:
+    """Names, sizes, mtimes and contents of everything under folder (hidden files too)."""
+    digest = hashlib.sha256()
+    for root, dirs, files in sorted(os.walk(folder)):
+        dirs.sort()
+        for name in sorted(files) + [d + "/" for d in dirs]:
+            path = Path(root) / name.rstrip("/")
+            stat = path.lstat()  # a symlink is compared as a link, not as its target
+            rel = os.fsencode(path.relative_to(folder))  # names need not be valid UTF-8
+            digest.update(rel + f"|{stat.st_size}|{stat.st_mtime_ns}".encode())
+            if path.is_symlink():
+                digest.update(os.fsencode(os.readlink(path)))
+            elif path.is_file():
+                digest.update(path.read_bytes())
+    return digest.hexdigest()

@@ -1,33 +1,18 @@
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import zipfile
 from pathlib import Path
 
 import pytest
-from make_files import make_docx, make_pdf, make_pptx, make_xlsx
+from make_files import make_docx, make_pdf, make_pptx, make_xlsx, tree_digest
 
 from conftest import DATA
 from deepfolder.ingest import format_ingest_table, ingest_folder
 from deepfolder.ingest.scan import scan_folder
 from deepfolder.settings import Settings
 from memory_index import MemoryIndexFactory
-
-
-def tree_digest(folder: Path) -> str:
-    """Names, sizes, mtimes and contents of everything under folder (hidden files too)."""
-    digest = hashlib.sha256()
-    for root, dirs, files in sorted(os.walk(folder)):
-        dirs.sort()
-        for name in sorted(files) + [d + "/" for d in dirs]:
-            path = Path(root) / name.rstrip("/")
-            stat = path.stat()
-            digest.update(f"{path.relative_to(folder)}|{stat.st_size}|{stat.st_mtime_ns}".encode())
-            if path.is_file():
-                digest.update(path.read_bytes())
-    return digest.hexdigest()
 
 
 @pytest.fixture

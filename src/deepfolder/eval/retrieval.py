@@ -23,6 +23,7 @@ import json
 import re
 import statistics
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,56 +55,136 @@ class Question:
     answers: tuple[str, ...]
 
 
-def load_qa(path: Path) -> tuple[list[Document], list[Question]]:
-    """Passages and questions of a CMRC-style list or a SQuAD-style ``{"data": …}`` file."""
+class _NumberText(str):
+    """A JSON number kept as its literal text (``4.90`` stays ``"4.90"``)."""
+
+    __slots__ = ()
+
+
+def _text_value(value: Any) -> str | None:
+    """A text field as text: numbers (the CMRC 2018 dev set has 27 numeric answers, read
+    here as their literal, e.g. ``"39764.0"``) become strings; anything else is None."""
+    if isinstance(value, str):
+        return value.strip() or None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def _answer_texts(raw: Any, counts: dict[str, int]) -> tuple[str, ...]:
+    out: list[str] = []
+    for answer in raw if isinstance(raw, list) else [raw]:
+        value = answer.get("text") if isinstance(answer, dict) else answer
+        text = _text_value(value)
+        if text is None:
+            counts["answers dropped (not text)"] += value is not None
+            continue
+        if isinstance(value, _NumberText) or not isinstance(value, str):
+            counts["numeric answers read as text"] += 1
+        if text.endswith(".0") and text[:-2].lstrip("-").isdigit():
+            out.append(text[:-2])  # 39764.0 is written 39764 in the passage
+        out.append(text)
+    return tuple(dict.fromkeys(out))
+
+
+def load_qa(path: Path, notes: list[str] | None = None) -> tuple[list[Document], list[Question]]:
+    """Passages and questions of a CMRC-style list or a SQuAD-style ``{"data": …}`` file.
+
+    The whole set is validated here, before any indexing: numeric answers and passages
+    are read as text, items without a usable passage, question or answer are skipped, and
+    each kind of repair is counted in ``notes``. ``ValueError`` when nothing usable is left.
+    """
     try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (OSError, json.JSONDecodeError) as exc:
+        data = json.loads(
+            path.read_text(encoding="utf-8-sig"), parse_float=_NumberText, parse_int=_NumberText
+        )
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ValueError(f"cannot read question set {path}: {exc}") from exc
+    counts: Counter[str] = Counter()
     docs: list[Document] = []
     questions: list[Question] = []
+
+    def add_passage(pid: str, title: Any, context: Any, qas: Any) -> None:
+        text = _text_value(context)
+        if text is None:
+            counts["passages skipped (no text)"] += 1
+            return
+        docs.append(Document(pid, _text_value(title) or "", text))
+        for j, qa in enumerate(qas if isinstance(qas, list) else []):
+            if not isinstance(qa, dict):
+                counts["questions skipped (not an object)"] += 1
+                continue
+            question = _text_value(qa.get("question", qa.get("query_text")))
+            if question is None:
+                counts["questions skipped (no question text)"] += 1
+                continue
+            qid = _text_value(qa.get("id", qa.get("query_id"))) or f"{pid}#q{j}"
+            answers = _answer_texts(qa.get("answers", []), counts)
+            if not answers:
+                counts["questions skipped (no answer)"] += 1
+                continue
+            questions.append(Question(qid, question, pid, answers))
+
     if isinstance(data, list):  # CMRC 2018 trial layout
         for i, item in enumerate(data):
+            if not isinstance(item, dict):
+                counts["passages skipped (not an object)"] += 1
+                continue
             pid = f"passage/{item.get('context_id', i)}"
-            docs.append(Document(pid, item.get("title", ""), item["context_text"]))
-            for qa in item.get("qas", []):
-                answers = tuple(a for a in qa.get("answers", []) if a)
-                questions.append(Question(qa["query_id"], qa["query_text"], pid, answers))
-    elif isinstance(data, dict) and "data" in data:  # SQuAD / CMRC 2018 dev layout
+            add_passage(pid, item.get("title"), item.get("context_text"), item.get("qas"))
+    elif isinstance(data, dict) and isinstance(data.get("data"), list):  # SQuAD / CMRC dev
         for article in data["data"]:
-            for j, para in enumerate(article.get("paragraphs", [])):
-                pid = f"passage/{para.get('id', article.get('title', '') + '#' + str(j))}"
-                docs.append(Document(pid, article.get("title", ""), para["context"]))
-                for qa in para.get("qas", []):
-                    answers = tuple(
-                        a["text"] if isinstance(a, dict) else a for a in qa.get("answers", [])
-                    )
-                    questions.append(
-                        Question(str(qa["id"]), qa["question"], pid, tuple(a for a in answers if a))
-                    )
+            if not isinstance(article, dict):
+                counts["articles skipped (not an object)"] += 1
+                continue
+            title = article.get("title", "")
+            paragraphs = article.get("paragraphs")
+            for j, para in enumerate(paragraphs if isinstance(paragraphs, list) else []):
+                if not isinstance(para, dict):
+                    counts["passages skipped (not an object)"] += 1
+                    continue
+                pid = f"passage/{para.get('id', f'{title}#{j}')}"
+                add_passage(pid, title, para.get("context"), para.get("qas"))
     else:
         raise ValueError(
             f"{path} is neither a CMRC list of passages nor a SQuAD {{'data': [...]}} file"
         )
-    return docs, [q for q in questions if q.answers]
+    if notes is not None:
+        notes.extend(f"{path.name}: {n} {what}" for what, n in sorted(counts.items()) if n)
+    if not questions:
+        raise ValueError(f"{path} holds no usable question (with text and an answer)")
+    return docs, questions
 
 
-def iter_distractors(path: Path, pd_group: int = 8) -> Iterator[Document]:
-    """Documents from a distractor path (a file, or every .json/.txt file in a folder)."""
+def iter_distractors(
+    path: Path, pd_group: int = 8, notes: list[str] | None = None
+) -> Iterator[Document]:
+    """Documents from a distractor path (a file, or every .json/.txt file in a folder).
+
+    JSON files are read by ingest's own collection reader (``iter_articles``: streamed,
+    with its depth and size budgets); a file it cannot read is skipped, with the reason
+    in ``notes``.
+    """
+    from deepfolder.ingest.base import ExtractError
+    from deepfolder.ingest.collections import BODY_KEYS, iter_articles
+
     if path.is_dir():
         for child in sorted(path.rglob("*")):
             if child.suffix in (".json", ".txt") and child.is_file():
-                yield from iter_distractors(child, pd_group)
+                yield from iter_distractors(child, pd_group, notes)
         return
     if path.suffix == ".json":
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
-        items = data if isinstance(data, list) else data.get("data", [])
-        for i, item in enumerate(items):
-            if not isinstance(item, dict):
-                continue
-            body = item.get("page_body") or item.get("content") or item.get("text") or ""
-            if body.strip():
-                yield Document(f"{path}#{i}", item.get("title", ""), body, "article")
+        try:
+            for i, item in iter_articles(path):
+                if item is None:
+                    continue
+                body = next((item[k] for k in BODY_KEYS if isinstance(item.get(k), str)), "")
+                if body.strip():
+                    title = item.get("title")
+                    yield Document(f"{path}#{i}", str(title or ""), body, "article")
+        except ExtractError as exc:
+            if notes is not None:
+                notes.append(f"distractors {path}: skipped ({exc})")
         return
     lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     if lines and "\t" in lines[0]:  # THUCNews: label \t content
@@ -271,15 +352,19 @@ def run_retrieval_eval(
     settings = settings or Settings()
     for mode in modes:
         split_mode(mode)
-    docs, questions = load_qa(data_path)
+    notes: list[str] = []
+    docs, questions = load_qa(data_path, notes)  # validated before any expensive work
     if limit:
         questions = questions[:limit]
     seen_text: set[str] = {d.text for d in docs}
     for path in distractor_paths:
-        for doc in iter_distractors(Path(path)):
+        for doc in iter_distractors(Path(path), notes=notes):
             if doc.text not in seen_text:  # the case collections repeat pages
                 seen_text.add(doc.text)
                 docs.append(doc)
+    for note in notes:
+        if progress:
+            progress(note)
     tmp: tempfile.TemporaryDirectory[str] | None = None
     if index_dir is None:
         tmp = tempfile.TemporaryDirectory(prefix="deepfolder-eval-")
@@ -415,6 +500,10 @@ def run_eval_from_args(args: argparse.Namespace, settings: Settings | None = Non
     if not args.data.exists():
         console.print(f"[red]question set {args.data} does not exist[/red]")
         return 2
+    missing = [str(p) for p in args.distractors if not p.exists()]
+    if missing:
+        console.print(f"[red]distractor path(s) {', '.join(missing)} do not exist[/red]")
+        return 2
     try:
         for mode in args.modes:
             split_mode(mode)
@@ -430,7 +519,21 @@ def run_eval_from_args(args: argparse.Namespace, settings: Settings | None = Non
     else:
         choice = args.reranker or settings.retrieval.rerank
         reranker = configured_reranker(settings.retrieval.model_copy(update={"rerank": choice}))
-    rows = run_retrieval_eval(
+    try:
+        rows = _run_rows(args, settings, reranker, console)
+    except ValueError as exc:  # an unusable question set: said before any indexing
+        console.print(f"[red]{exc}[/red]")
+        return 2
+    console.print(format_table(rows, args.ks))
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2), encoding="utf-8")
+    return 0
+
+
+def _run_rows(
+    args: argparse.Namespace, settings: Settings, reranker: Reranker | None, console: Any
+) -> list[dict[str, Any]]:
+    return run_retrieval_eval(
         args.data,
         args.distractors,
         modes=args.modes,
@@ -441,7 +544,3 @@ def run_eval_from_args(args: argparse.Namespace, settings: Settings | None = Non
         reranker=reranker,
         progress=lambda msg: console.print(f"[dim]{msg}[/dim]"),
     )
-    console.print(format_table(rows, args.ks))
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=2), encoding="utf-8")
-    return 0

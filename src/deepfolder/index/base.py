@@ -2,6 +2,12 @@
 
 The tools (search, read, list_sources) talk only to this interface, so moving a corpus
 from the embedded on-disk index to a distributed engine changes nothing in the tools.
+
+Optional methods ingest calls when a backend has them (the embedded one does):
+``flush()`` commits buffered writes (ingest marks files as ingested only after it),
+``finish_writes()`` also lets go of a writer lock at the end of an ingest, and
+``repair() -> str`` brings the backend's stores back in line after a killed writer
+(called under the ingest lock; returns what it did, or '').
 """
 
 from __future__ import annotations

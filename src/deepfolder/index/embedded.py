@@ -190,28 +190,37 @@ class EmbeddedIndex:
             ],
         )
         for seg in segs:
-            source = self._sources[seg.source_id]
-            doc = tantivy.Document()
-            doc.add_text("id", seg.id)
-            doc.add_text("source", seg.source_id)
-            for scope in source_scopes(seg.source_id):
-                doc.add_text("scope", scope)
-            doc.add_text("kind", source.kind)
-            collection = collection_of(source)
-            if collection:
-                doc.add_text("collection", collection)
-            doc.add_text("body", segmented(searchable_text(source, seg.text)))
-            writer.add_document(doc)
+            writer.add_document(self._lexical_doc(seg))
         self._db.commit()
         self._dirty = True
 
+    def _lexical_doc(self, seg: Segment) -> tantivy.Document:
+        source = self._sources[seg.source_id]
+        doc = tantivy.Document()
+        doc.add_text("id", seg.id)
+        doc.add_text("source", seg.source_id)
+        for scope in source_scopes(seg.source_id):
+            doc.add_text("scope", scope)
+        doc.add_text("kind", source.kind)
+        collection = collection_of(source)
+        if collection:
+            doc.add_text("collection", collection)
+        doc.add_text("body", segmented(searchable_text(source, seg.text)))
+        return doc
+
     def remove_sources(self, source_ids: Iterable[str]) -> None:
-        ids = [sid for sid in dict.fromkeys(source_ids) if sid in self._sources]
-        if not ids:
+        asked = list(dict.fromkeys(source_ids))
+        if not asked:
             return
         writer = self._get_writer()
-        for sid in ids:
+        # Unknown ids too: a run killed after the record store committed a removal but
+        # before the lexical index did leaves documents only the lexical index still has.
+        for sid in asked:
             writer.delete_documents_by_term("source", sid)
+        self._dirty = True
+        ids = [sid for sid in asked if sid in self._sources]
+        if not ids:
+            return
         self._kill_rows(
             row
             for (row,) in self._query_in("SELECT row FROM segments WHERE source_id IN", ids)
@@ -236,6 +245,79 @@ class EmbeddedIndex:
             self._writer.commit()
             self._tantivy.reload()
         self._dirty = False
+
+    def finish_writes(self) -> None:
+        """Commit and let go of the lexical writer (tantivy allows one per index across
+        processes), so another ingest of the folder can write while this one searches."""
+        self.flush()
+        if self._writer is not None:
+            self._writer.wait_merging_threads()
+            self._writer = None
+
+    def repair(self) -> str:
+        """Bring the stores back in line after a killed writer; what was done, or ''.
+
+        SQLite is the record of truth (``add`` commits it last). Vector rows past the
+        last row a stored segment uses were appended by an ``add`` that never committed,
+        and are cut off (a half-written row would shift every later one). When the
+        lexical index does not hold exactly the stored segments, it is rebuilt from
+        SQLite. Call it only while holding the ingest lock (``ingest.lock``).
+        """
+        self.flush()  # this process's own pending writes are not damage
+        notes = []
+        orphans = self._db.execute(
+            "DELETE FROM segments WHERE source_id NOT IN (SELECT id FROM sources)"
+        ).rowcount
+        self._db.commit()
+        if orphans:
+            notes.append(f"dropped {orphans} passage(s) of sources no longer stored")
+        cut = self._repair_vectors()
+        if cut:
+            notes.append(f"dropped {cut} vector row(s) of an interrupted write")
+        self._tantivy.reload()
+        lexical = self._tantivy.searcher().num_docs
+        stored = self.count()
+        if lexical != stored:
+            self._rebuild_lexical()
+            notes.append(
+                f"rebuilt the lexical index ({lexical} documents for {stored} stored passages, "
+                "left by an interrupted ingest)"
+            )
+        return "; ".join(notes)
+
+    def _repair_vectors(self) -> int:
+        """Cut the vector files back to the rows committed segments use; rows cut."""
+
+        def size(path: Path) -> int:
+            return path.stat().st_size if path.exists() else 0
+
+        rows_bytes, vec_bytes = size(self._rows_path), size(self._vec_path)
+        if not rows_bytes and not vec_bytes:
+            return 0
+        (max_row,) = self._db.execute("SELECT MAX(row) FROM segments").fetchone()
+        used = 0 if max_row is None else int(max_row) + 1
+        full_vectors = vec_bytes // (4 * self.dim) if self.dim else 0
+        valid = min(used, rows_bytes // 4, full_vectors)
+        if valid < used:  # rows a segment claims but the files lack: no vector for them
+            self._db.execute("UPDATE segments SET row = NULL WHERE row >= ?", (valid,))
+            self._db.commit()
+        if rows_bytes == valid * 4 and vec_bytes == valid * 4 * self.dim:
+            return 0
+        self._vectors = self._rows = None
+        for path, width in ((self._rows_path, 4), (self._vec_path, 4 * self.dim)):
+            with open(path, "ab") as fh:
+                fh.truncate(valid * width)
+        return max(rows_bytes // 4, full_vectors) - valid
+
+    def _rebuild_lexical(self) -> None:
+        writer = self._get_writer()
+        writer.delete_all_documents()
+        for (data,) in self._db.execute("SELECT data FROM segments"):
+            seg = Segment.from_dict(json.loads(data))
+            if seg.source_id in self._sources:
+                writer.add_document(self._lexical_doc(seg))
+        self._dirty = True
+        self.flush()
 
     def _existing_ids(self, ids: list[str]) -> list[str]:
         return [r[0] for r in self._query_in("SELECT id FROM segments WHERE id IN", ids)]
@@ -400,6 +482,14 @@ class EmbeddedIndex:
         return list(self._sources.values())
 
     def segments_of(self, source_id: str) -> list[Segment]:
+        """The source's segments; for a later copy of an article indexed once
+        (``meta["duplicate_of"]``, see ``deepfolder.ingest.dedup``), its first copy's."""
+        found = self._stored_segments(source_id)
+        source = self._sources.get(source_id)
+        first = source.meta.get("duplicate_of") if source is not None and not found else None
+        return self._stored_segments(first) if isinstance(first, str) else found
+
+    def _stored_segments(self, source_id: str) -> list[Segment]:
         return [
             Segment.from_dict(json.loads(data))
             for (data,) in self._db.execute(

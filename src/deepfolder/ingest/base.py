@@ -20,6 +20,37 @@ class ExtractError(Exception):
     """A file could not be read; the message says why and what the user can do."""
 
 
+class BudgetExceeded(ExtractError):
+    """A budget of the whole file (an archive's expanded bytes, entries or nesting) is
+    spent: the file fails as a whole instead of being read in part."""
+
+
+@dataclass(slots=True)
+class ArchiveBudget:
+    """What a top-level archive may still unpack, counting every nested archive."""
+
+    name: str
+    bytes_left: int
+    entries_left: int
+    max_depth: int
+
+    def take_entry(self) -> None:
+        self.entries_left -= 1
+        if self.entries_left < 0:
+            raise BudgetExceeded(
+                f"{self.name} holds more members than ingest.archive_max_entries allows "
+                "(counting nested archives); raise it to read the archive"
+            )
+
+    def take_bytes(self, n: int) -> None:
+        self.bytes_left -= n
+        if self.bytes_left < 0:
+            raise BudgetExceeded(
+                f"{self.name} unpacks to more than ingest.archive_max_mb (counting nested "
+                "archives); refusing a possible zip bomb — raise the limit to read it"
+            )
+
+
 @dataclass(slots=True)
 class ExtractContext:
     rel_path: str
@@ -32,6 +63,9 @@ class ExtractContext:
     Never inside the user's folder."""
     models: dict[str, str] = field(default_factory=dict)
     """Extractors record the local models they used here: name -> version."""
+    archive: ArchiveBudget | None = None
+    """Inside a ZIP: what is left of the top-level archive's budget (shared by the
+    archives nested in it). None outside archives."""
     cache_dir: Path | None = None
     """The deepfolder cache (``settings.cache_path()``): models joined or unpacked at first
     use live under ``<cache_dir>/models``. None: ``$DEEPFOLDER_CACHE`` or
@@ -53,7 +87,8 @@ class FileReport:
     path: str
     kind: str
     status: str
-    """indexed | cached | failed | skipped"""
+    """indexed | cached | failed | skipped (not read on purpose: a symlink out of the
+    folder)"""
     reason: str = ""
     segments: int = 0
     seconds: float = 0.0
@@ -78,6 +113,8 @@ class IngestReport:
     timings: dict[str, float] = field(default_factory=dict)
     models: dict[str, str] = field(default_factory=dict)
     index_dir: str = ""
+    notes: list[str] = field(default_factory=list)
+    """What ingest did besides reading files (an index repaired after a crash)."""
 
     @property
     def failures(self) -> list[FileReport]:
@@ -90,4 +127,5 @@ class IngestReport:
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
             "models": self.models,
             "index_dir": self.index_dir,
+            "notes": self.notes,
         }

@@ -2,7 +2,9 @@
 
 Each leaf becomes a line ``path.to.key: value``; the top-level key (or list position)
 is the segment's ``Locator.section``. The file is also listed in ``Corpus.data_files``
-so the analysis tool can load it whole.
+so the analysis tool can load it whole. The file (at most ``MAX_JSON_MB``) is parsed
+whole by the C parser, then rejected when nested deeper than ``ingest.json_max_depth``
+(``_lines`` recurses once per level).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from deepfolder.ingest.base import ExtractContext, ExtractError, ExtractResult
+from deepfolder.ingest.jsonstream import JsonBudgetError, check_depth
 from deepfolder.ingest.text import decode_text
 from deepfolder.records import Locator, Segment, Source
 
@@ -42,12 +45,19 @@ def extract_json(path: Path, ctx: ExtractContext) -> ExtractResult:
     if ctx.size == 0:
         raise ExtractError("file is empty (0 bytes)")
     text = decode_text(path.read_bytes(), path.name)
+    depth_error = (
+        f"{path.name} is nested more than {ctx.settings.json_max_depth} levels deep; not read "
+        "(raise ingest.json_max_depth if it is genuine)"
+    )
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ExtractError(
             f"{path.name} is not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}"
         ) from exc
+    except RecursionError as exc:  # deeper than the C parser's recursion limit
+        raise JsonBudgetError(depth_error) from exc
+    check_depth(data, ctx.settings.json_max_depth, path.name)
     if isinstance(data, dict):
         entries = [(str(k), v) for k, v in data.items()]
     elif isinstance(data, list):

@@ -16,7 +16,16 @@ The workers share the cores: each gets ``cores // workers`` threads (at least 1)
 OCR and ASR engines, through ``$DEEPFOLDER_THREADS`` set in the worker initializer.
 Extractors get ``settings.cache_path()`` as ``ExtractContext.cache_dir`` for the models
 they join at first use (whisper), so a configured ``cache_dir`` holds them too.
-A file that cannot be read becomes ``FileReport(status="failed", reason=...)``.
+A file that cannot be read becomes ``FileReport(status="failed", reason=...)``; a symlink
+out of the folder becomes ``status="skipped"``.
+
+Crash safety: a file enters ``manifest.json`` (is "ingested") only at a checkpoint, after
+every store of the index has committed its passages (``index.flush()``), so a killed
+ingest leaves each file either findable or absent from the manifest and read again by
+the next run. The next run also asks the index to ``repair()`` itself (the embedded one
+rebuilds its lexical part when it disagrees with its record store). One ingest of a
+folder runs at a time (``lock.py``). Articles that several collections share are
+indexed once (``dedup.py``).
 """
 
 from __future__ import annotations
@@ -40,6 +49,8 @@ from deepfolder.ingest.cache import (
     save_extraction,
     save_manifest,
 )
+from deepfolder.ingest.dedup import ArticleRegistry
+from deepfolder.ingest.lock import ingest_lock
 from deepfolder.ingest.registry import HEAVY_KINDS
 from deepfolder.ingest.scan import DATA_KINDS, ScannedFile, scan_folder
 from deepfolder.ingest.summary import describe_outcome, folder_summary
@@ -153,31 +164,68 @@ def ingest_folder(
     *,
     progress: Progress | None = None,
     index_factory: IndexFactory | None = None,
+    notice: Callable[[str], None] | None = None,
 ) -> Corpus:
     """Index every file of ``folder`` (incrementally) and return the corpus.
 
     ``index_factory(path, settings)`` opens the index (default:
-    ``deepfolder.index.open_index``); tests pass an in-memory one.
+    ``deepfolder.index.open_index``); tests pass an in-memory one. ``notice`` gets
+    one-line messages for the user (default: standard error), such as waiting for another
+    ingest of the same folder.
     """
     folder = Path(folder).resolve()
+    index_dir = index_dir_for(folder, settings)
+    with ingest_lock(index_dir, folder, notice or _to_stderr):
+        return _ingest_locked(folder, index_dir, settings, progress, index_factory)
+
+
+def _to_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _job(file: ScannedFile, index_dir: Path, settings: Settings) -> FileJob:
+    return FileJob(
+        str(file.path),
+        file.rel_path,
+        file.kind,
+        file.sha256,
+        file.size,
+        str(index_dir / "work" / file.sha256[:16]),
+        settings.ingest.model_dump(mode="json"),
+        str(settings.cache_path()),
+    )
+
+
+def _text(value: str) -> str:
+    """Text safe for JSON/SQLite: a message may quote a name that is not valid UTF-8."""
+    return value.encode("utf-8", errors="replace").decode("utf-8")
+
+
+def _ingest_locked(
+    folder: Path,
+    index_dir: Path,
+    settings: Settings,
+    progress: Progress | None,
+    index_factory: IndexFactory | None,
+) -> Corpus:
     notify = progress or (lambda phase, done, total: None)
     timings: dict[str, float] = {}
-    index_dir = index_dir_for(folder, settings)
-    index_dir.mkdir(parents=True, exist_ok=True)
     report = IngestReport(folder=str(folder), index_dir=str(index_dir))
 
     started = time.perf_counter()
     notify("scan", 0, 0)
-    scanned = scan_folder(folder)
+    scanned = scan_folder(folder, follow_external_symlinks=settings.ingest.follow_external_symlinks)
     notify("scan", len(scanned), len(scanned))
     timings["scan"] = time.perf_counter() - started
 
     index = (index_factory or _default_index)(index_dir, settings)
+    repair = getattr(index, "repair", None)
+    repaired = repair() if callable(repair) else ""
+    if repaired:
+        report.notes.append(repaired)
     manifest = load_manifest(index_dir)
-    current = {f.rel_path for f in scanned}
-    gone = [rel for rel in manifest if rel not in current]
-    for rel in gone:
-        index.remove_sources(manifest.pop(rel).get("source_ids", []))
+    registry = ArticleRegistry(manifest)
+    _forget_stale(index, manifest, registry, [f for f in scanned if not f.skipped])
 
     reports: dict[str, FileReport] = {}
     jobs: list[FileJob] = []
@@ -185,7 +233,11 @@ def ingest_folder(
     by_rel = {f.rel_path: f for f in scanned}
     for file in scanned:
         entry = manifest.get(file.rel_path)
-        if entry and entry.get("sha256") == file.sha256 and _in_index(index, entry):
+        if file.skipped:
+            reports[file.rel_path] = FileReport(
+                file.rel_path, file.kind, "skipped", _text(file.skipped)
+            )
+        elif entry:
             reports[file.rel_path] = FileReport(
                 file.rel_path,
                 file.kind,
@@ -195,90 +247,101 @@ def ingest_folder(
                 0.0,
                 file.sha256,
             )
-            continue
-        if entry:  # changed, or its sources went missing: drop what it left behind
-            index.remove_sources(manifest.pop(file.rel_path).get("source_ids", []))
-        reason = _precheck(file, settings)
-        if reason:
+        elif reason := _precheck(file, settings):
             reports[file.rel_path] = _failed(file, reason)
-            continue
-        cached = load_extraction(extract_cache_path(index_dir, file.rel_path, file.sha256))
-        if cached is not None:
+        elif (
+            cached := load_extraction(extract_cache_path(index_dir, file.rel_path, file.sha256))
+        ) is not None:
             refills.append((file, cached))
-            continue
-        work_dir = index_dir / "work" / file.sha256[:16]
-        jobs.append(
-            FileJob(
-                str(file.path),
-                file.rel_path,
-                file.kind,
-                file.sha256,
-                file.size,
-                str(work_dir),
-                settings.ingest.model_dump(mode="json"),
-                str(settings.cache_path()),
-            )
-        )
+        else:
+            jobs.append(_job(file, index_dir, settings))
 
     extract_started = time.perf_counter()
     index_seconds = 0.0
     total = len(jobs) + len(refills)
     done = 0
+    unsaved = 0
+    last_save = time.monotonic()
     notify("extract", 0, total)
 
     def store(file: ScannedFile, outcome: FileOutcome, status: str) -> None:
         nonlocal index_seconds
         if not outcome.ok:
-            reports[file.rel_path] = _failed(file, outcome.reason, outcome.seconds)
+            reports[file.rel_path] = _failed(file, _text(outcome.reason), outcome.seconds)
             return
         t0 = time.perf_counter()
-        index.add(outcome.sources, outcome.segments)
+        kept = registry.dedupe(outcome.sources, outcome.segments, index)
+        if kept.others:
+            index.add(kept.others, [])
+        index.add(kept.sources, kept.segments)
         index_seconds += time.perf_counter() - t0
+        warnings = [_text(w) for w in outcome.warnings]
+        if file.name_note:
+            warnings.append(file.name_note)
+        if kept.duplicates:
+            warnings.append(
+                f"{len(kept.duplicates)} article(s) already indexed from another copy; "
+                "indexed once, every location kept"
+            )
         manifest[file.rel_path] = {
             "sha256": file.sha256,
             "kind": file.kind,
             "size": file.size,
-            "source_ids": [s.id for s in outcome.sources],
-            "segments": len(outcome.segments),
-            "warnings": outcome.warnings,
+            "source_ids": [s.id for s in kept.sources],
+            "segments": len(kept.segments),
+            "warnings": warnings,
             "models": outcome.models,
             "describe": describe_outcome(file.kind, outcome),
+            "articles": kept.articles,
+            "duplicates": kept.duplicates,
         }
-        reason = "; ".join(outcome.warnings)
         reports[file.rel_path] = FileReport(
             file.rel_path,
             file.kind,
             status,
-            reason,
-            len(outcome.segments),
+            "; ".join(warnings),
+            len(kept.segments),
             outcome.seconds,
             file.sha256,
         )
 
+    def checkpoint() -> None:
+        """Commit every store, then mark the files stored so far as ingested: a killed
+        ingest leaves each file either in the manifest and searchable, or not in the
+        manifest (and indexed again by the next run)."""
+        nonlocal index_seconds, unsaved, last_save
+        t0 = time.perf_counter()
+        _flush(index)
+        index_seconds += time.perf_counter() - t0
+        save_manifest(index_dir, manifest)
+        unsaved, last_save = 0, time.monotonic()
+
+    def advance() -> None:
+        nonlocal done, unsaved
+        done += 1
+        unsaved += 1
+        notify("extract", done, total)
+        if unsaved >= CHECKPOINT_FILES or time.monotonic() - last_save > CHECKPOINT_SECONDS:
+            checkpoint()  # progress survives an interruption
+
     for file, outcome in refills:
         store(file, outcome, "cached")
-        done += 1
-        notify("extract", done, total)
+        advance()
     for outcome in _run_jobs(jobs, _workers(settings)):
         file = by_rel[outcome.rel_path]
         if outcome.ok:
             save_extraction(extract_cache_path(index_dir, file.rel_path, file.sha256), outcome)
         store(file, outcome, "indexed")
-        done += 1
-        notify("extract", done, total)
-        if done % 20 == 0:
-            save_manifest(index_dir, manifest)  # progress survives an interruption
+        advance()
 
-    t0 = time.perf_counter()
     notify("index", 0, 1)
-    flush = getattr(index, "flush", None)
-    if callable(flush):
-        flush()
-    index_seconds += time.perf_counter() - t0
+    checkpoint()
+    finish = getattr(index, "finish_writes", None)
+    if callable(finish):
+        finish()  # let go of the lexical index's writer before the lock
     notify("index", 1, 1)
     timings["extract"] = time.perf_counter() - extract_started - index_seconds
     timings["index"] = index_seconds
-    save_manifest(index_dir, manifest)
 
     report.files = [reports[f.rel_path] for f in scanned]
     for entry in manifest.values():
@@ -291,10 +354,52 @@ def ingest_folder(
     data_files = [
         f.rel_path
         for f in scanned
-        if f.kind in DATA_KINDS and reports[f.rel_path].status != "failed"
+        if f.kind in DATA_KINDS and reports[f.rel_path].status not in ("failed", "skipped")
     ]
     files = {rel: {"kind": e["kind"], **e.get("describe", {})} for rel, e in manifest.items()}
     return Corpus(folder, index, report, index_dir, data_files, files)
+
+
+def _forget_stale(
+    index: Index,
+    manifest: dict[str, dict[str, Any]],
+    registry: ArticleRegistry,
+    readable: list[ScannedFile],
+) -> None:
+    """Take out of the index and the manifest every file that is gone, changed or lost
+    its sources, then (until none is left) every file whose articles deferred to a first
+    copy that just left: they are indexed again, and one of them holds the first copy."""
+    removed: set[str] = set()
+
+    def drop(rel: str) -> None:
+        entry = manifest.pop(rel)
+        ids = entry.get("source_ids", [])
+        index.remove_sources(ids)
+        registry.forget(entry, index)
+        removed.update(ids)
+
+    current = {f.rel_path: f for f in readable}
+    for rel, entry in list(manifest.items()):
+        file = current.get(rel)
+        if file is None or entry.get("sha256") != file.sha256 or not _in_index(index, entry):
+            drop(rel)
+    while orphaned := [
+        rel
+        for rel, entry in manifest.items()
+        if removed.intersection(entry.get("duplicates", {}).values())
+    ]:
+        for rel in orphaned:
+            drop(rel)
+
+
+CHECKPOINT_FILES = 100
+CHECKPOINT_SECONDS = 20.0
+
+
+def _flush(index: Index) -> None:
+    flush = getattr(index, "flush", None)
+    if callable(flush):
+        flush()
 
 
 def _in_index(index: Index, entry: dict[str, Any]) -> bool:

@@ -8,6 +8,10 @@ at the top level: they are the question, not evidence).
 Kinds: pdf, docx, pptx, sheet, image, audio, video, text, markdown, html, json,
 collection (``long_context*.json``: a JSON list of web pages), zip, and ``unsupported``
 (the pipeline reports those as failed with the reason in ``ScannedFile.note``).
+
+Symlinks leading out of the folder are reported, not read (``ScannedFile.skipped``), so a
+link to ``/etc/passwd`` or a secret elsewhere never reaches the index or the ``read``
+tool; names that are not valid UTF-8 are indexed under a safe stand-in name.
 """
 
 from __future__ import annotations
@@ -62,6 +66,10 @@ class ScannedFile:
     sha256: str
     note: str = ""
     """Why the kind is ``unsupported``, when it is."""
+    skipped: str = ""
+    """Why the file is not read at all (a symlink out of the folder), or ''."""
+    name_note: str = ""
+    """Set when the name on disk is not valid UTF-8 and ``rel_path`` is a safe stand-in."""
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -175,14 +183,53 @@ def _is_output_dir(path: Path) -> bool:
     return any((path / marker).exists() for marker in OUTPUT_MARKERS)
 
 
-def scan_folder(folder: Path, *, with_hash: bool = True) -> list[ScannedFile]:
-    """Every file of ``folder`` (recursively) in a stable order, classified and hashed."""
+def safe_rel_path(rel: str) -> str:
+    """``rel`` itself when it is valid text; else a readable stand-in for a name whose
+    bytes are not UTF-8 (``os.walk`` gives those as lone surrogates, which cannot be
+    written to JSON, SQLite or the lexical index). GB18030 is tried first because such
+    names mostly come from Chinese Windows archives; anything else shows U+FFFD."""
+    try:
+        rel.encode("utf-8")
+        return rel
+    except UnicodeEncodeError:
+        raw = os.fsencode(rel)
+    try:
+        return raw.decode("gb18030")
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", errors="replace")
+
+
+def _outside(path: Path, folder: Path) -> Path | None:
+    """Where a symlink at ``path`` leads when that is outside ``folder``, else None."""
+    if not path.is_symlink():
+        return None
+    target = path.resolve()
+    return None if target.is_relative_to(folder) else target
+
+
+def scan_folder(
+    folder: Path, *, with_hash: bool = True, follow_external_symlinks: bool = False
+) -> list[ScannedFile]:
+    """Every file of ``folder`` (recursively) in a stable order, classified and hashed.
+
+    Symlinks whose target is outside the folder come back with ``skipped`` set (and are
+    never opened) unless ``follow_external_symlinks``; symlinked directories are never
+    walked (those pointing outside are reported the same way). Names that are not valid
+    UTF-8 get a safe ``rel_path`` (see ``safe_rel_path``), made unique with a hash suffix.
+    """
     folder = folder.resolve()
     if not folder.is_dir():
         raise NotADirectoryError(f"{folder} is not a folder: give the folder of materials")
     found: list[ScannedFile] = []
+    taken: set[str] = set()
     for root, dirs, files in os.walk(folder):
         root_path = Path(root)
+        for name in sorted(dirs):
+            target = _outside(root_path / name, folder)
+            if target is not None and not name.startswith("."):
+                rel = safe_rel_path((root_path / name).relative_to(folder).as_posix())
+                reason = f"symlinked folder pointing outside the folder ({target}); not followed"
+                found.append(ScannedFile(rel, root_path / name, "folder", 0, "", skipped=reason))
         dirs[:] = sorted(
             d for d in dirs if not d.startswith(".") and not _is_output_dir(root_path / d)
         )
@@ -190,11 +237,29 @@ def scan_folder(folder: Path, *, with_hash: bool = True) -> list[ScannedFile]:
             if name.startswith("."):
                 continue
             path = root_path / name
-            rel = path.relative_to(folder).as_posix()
-            if rel in SKIPPED_TOP_LEVEL or not path.is_file():
+            raw_rel = path.relative_to(folder).as_posix()
+            if raw_rel in SKIPPED_TOP_LEVEL or not path.is_file():
                 continue
-            kind, note = classify(path)
+            rel = safe_rel_path(raw_rel)
+            name_note = ""
+            if rel != raw_rel:
+                if rel in taken or (folder / rel).exists():
+                    stem, dot, suffix = rel.rpartition(".")
+                    tag = hashlib.sha256(os.fsencode(raw_rel)).hexdigest()[:6]
+                    rel = f"{stem}~{tag}.{suffix}" if dot else f"{rel}~{tag}"
+                name_note = f"the file name is not valid UTF-8; indexed as {rel!r}"
+            taken.add(rel)
+            target = _outside(path, folder)
+            if target is not None and not follow_external_symlinks:
+                reason = (
+                    f"symlink to a file outside the folder ({target}); not read "
+                    "(set ingest.follow_external_symlinks to allow it)"
+                )
+                kind = SUFFIX_KINDS.get(Path(name).suffix.lower(), "unsupported")
+                found.append(ScannedFile(rel, path, kind, 0, "", skipped=reason))
+                continue
+            kind, note = classify(path, rel.rsplit("/", 1)[-1])
             size = path.stat().st_size
             digest = sha256_file(path) if with_hash else ""
-            found.append(ScannedFile(rel, path, kind, size, digest, note))
+            found.append(ScannedFile(rel, path, kind, size, digest, note, name_note=name_note))
     return found

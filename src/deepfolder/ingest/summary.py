@@ -108,7 +108,8 @@ def format_ingest_table(report: IngestReport) -> Table:
     for f in report.files:
         segments[f.kind] += f.segments
     timing = ", ".join(f"{k} {v:.1f}s" for k, v in report.timings.items())
-    table = Table(title=f"Ingest of {report.folder}", caption=timing or None)
+    caption = "\n".join([timing, *report.notes] if timing else report.notes)
+    table = Table(title=f"Ingest of {report.folder}", caption=caption or None)
     for column in ("kind", "files", "new", "cached", "failed", "segments"):
         table.add_column(column, justify="left" if column == "kind" else "right")
     for kind, (n, new, cached, failed) in sorted(by_kind.items()):
@@ -122,4 +123,7 @@ def format_ingest_table(report: IngestReport) -> Table:
         )
     for f in report.failures:
         table.add_row(f"[red]✗ {f.path}[/red]", "", "", "", "", f.reason[:120])
+    for f in report.files:
+        if f.status == "skipped":
+            table.add_row(f"[yellow]– {f.path}[/yellow]", "", "", "", "", f.reason[:120])
     return table

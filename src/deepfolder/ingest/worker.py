@@ -84,6 +84,25 @@ def init_worker_process(threads: int) -> None:
         os.environ[name] = str(threads)
 
 
+def _readable_path(path: Path, rel_path: str, work_dir: Path) -> Path:
+    """``path``, or a link to it under the safe name ``rel_path`` gave it when its own name
+    is not valid UTF-8: extractors put ``path.name`` into titles and messages, which must
+    be writable as text."""
+    try:
+        path.name.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        pass
+    link = work_dir / "named" / rel_path.rsplit("/", 1)[-1]
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.unlink(missing_ok=True)
+    try:
+        link.symlink_to(path)
+    except OSError:  # no symlinks here (some Windows setups): read it under its own name
+        return path
+    return link
+
+
 def run_job(job: FileJob) -> FileOutcome:
     from deepfolder.ingest.registry import get_extractor
 
@@ -102,7 +121,7 @@ def run_job(job: FileJob) -> FileOutcome:
             raise ExtractError("file is empty (0 bytes)")
         extractor = get_extractor(job.kind)
         ctx.work_dir.mkdir(parents=True, exist_ok=True)
-        result = extractor(Path(job.path), ctx)
+        result = extractor(_readable_path(Path(job.path), job.rel_path, ctx.work_dir), ctx)
         segments = chunk_segments(result.segments, settings)
     except ExtractError as exc:
         return FileOutcome(job.rel_path, False, str(exc), seconds=time.perf_counter() - started)

@@ -1,11 +1,16 @@
 """ZIP archives → their members, ingested recursively, never unpacked beside the input.
 
 Members are unpacked into ``ctx.work_dir`` (the cache). Members whose path is absolute or
-climbs out with ``..`` are skipped with a warning, as are archives that would unpack to
-more than ``MAX_UNPACKED_BYTES`` / ``MAX_MEMBERS`` or with a compression ratio typical
-of a zip bomb. Each member is classified like a file of the folder and read by its own
-extractor with the source id ``<zip path>!/<member path>``; a member that fails becomes a
-warning and the rest of the archive is still read. Nested archives go two levels deep.
+climbs out with ``..`` are skipped with a warning. Each member is classified like a file
+of the folder and read by its own extractor with the source id ``<zip path>!/<member
+path>``; a member that fails becomes a warning and the rest of the archive is still read.
+
+Budgets (``ingest.archive_max_mb``, ``archive_max_entries``, ``archive_max_depth``) are
+shared by a top-level archive and every archive nested in it (``ArchiveBudget`` in the
+context), and bytes are counted as they are *decompressed*, not as the headers claim; a
+spent budget fails the whole top-level file (``BudgetExceeded``), so a zip bomb is
+reported as such instead of filling the cache. A compression ratio above ``MAX_RATIO`` on
+more than 50 MB is refused before anything is unpacked.
 """
 
 from __future__ import annotations
@@ -16,13 +21,16 @@ import shutil
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from deepfolder.ingest.base import ExtractContext, ExtractError, ExtractResult
+from deepfolder.ingest.base import (
+    ArchiveBudget,
+    BudgetExceeded,
+    ExtractContext,
+    ExtractError,
+    ExtractResult,
+)
 from deepfolder.records import Segment, Source
 
-MAX_MEMBERS = 10_000
-MAX_UNPACKED_BYTES = 4 * 1024**3
 MAX_RATIO = 200
-MAX_DEPTH = 2
 
 
 def _safe_member_path(name: str) -> PurePosixPath | None:
@@ -40,9 +48,19 @@ def extract_zip(path: Path, ctx: ExtractContext) -> ExtractResult:
     from deepfolder.ingest.registry import get_extractor
     from deepfolder.ingest.scan import classify
 
-    depth = ctx.rel_path.count("!/")
-    if depth >= MAX_DEPTH:
-        raise ExtractError(f"{path.name}: archives nested more than {MAX_DEPTH} deep are not read")
+    settings = ctx.settings
+    budget = ctx.archive or ArchiveBudget(
+        path.name,
+        int(settings.archive_max_mb * 2**20),
+        settings.archive_max_entries,
+        settings.archive_max_depth,
+    )
+    depth = ctx.rel_path.count("!/") + 1
+    if depth > budget.max_depth:
+        raise BudgetExceeded(
+            f"{budget.name} holds archives nested more than {budget.max_depth} deep "
+            f"({ctx.rel_path}); raise ingest.archive_max_depth to read it"
+        )
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
@@ -52,12 +70,10 @@ def extract_zip(path: Path, ctx: ExtractContext) -> ExtractResult:
     segments: list[Segment] = []
     with archive:
         infos = [i for i in archive.infolist() if not i.is_dir()]
-        if len(infos) > MAX_MEMBERS:
-            raise ExtractError(f"{path.name} has {len(infos)} members (limit {MAX_MEMBERS})")
         total = sum(i.file_size for i in infos)
         packed = sum(i.compress_size for i in infos) or 1
-        if total > MAX_UNPACKED_BYTES or (total > 50 * 2**20 and total / packed > MAX_RATIO):
-            raise ExtractError(
+        if total > 50 * 2**20 and total / packed > MAX_RATIO:
+            raise BudgetExceeded(
                 f"{path.name} would unpack to {total / 2**20:.0f} MB "
                 f"(ratio {total / packed:.0f}:1); refusing a possible zip bomb"
             )
@@ -79,12 +95,22 @@ def extract_zip(path: Path, ctx: ExtractContext) -> ExtractResult:
             if not target.resolve().is_relative_to(unpack_dir.resolve()):
                 warnings.append(f"{info.filename}: resolves outside the unpack folder, skipped")
                 continue
+            budget.take_entry()
             target.parent.mkdir(parents=True, exist_ok=True)
             digest = hashlib.sha256()
-            with archive.open(info) as src, target.open("wb") as dst:
-                while block := src.read(1 << 20):
-                    digest.update(block)
-                    dst.write(block)
+            try:
+                with archive.open(info) as src, target.open("wb") as dst:
+                    while block := src.read(1 << 20):
+                        budget.take_bytes(len(block))
+                        digest.update(block)
+                        dst.write(block)
+            except BudgetExceeded:
+                target.unlink(missing_ok=True)
+                raise
+            except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+                warnings.append(f"{info.filename}: cannot be unpacked ({exc}), skipped")
+                target.unlink(missing_ok=True)
+                continue
             member_id = f"{ctx.rel_path}!/{member.as_posix()}"
             kind, note = classify(target, member.name)
             if kind == "unsupported":
@@ -96,11 +122,14 @@ def extract_zip(path: Path, ctx: ExtractContext) -> ExtractResult:
                 sha256=digest.hexdigest(),
                 size=info.file_size,
                 work_dir=ctx.work_dir / "members" / digest.hexdigest()[:16],
+                archive=budget,
             )
             try:
                 if info.file_size == 0:
                     raise ExtractError("file is empty (0 bytes)")
                 result = get_extractor(kind)(target, sub_ctx)
+            except BudgetExceeded:
+                raise
             except Exception as exc:
                 warnings.append(f"{member_id}: {exc}")
                 continue
