@@ -52,7 +52,13 @@ def get_sandbox(ctx: ToolContext) -> PythonSandbox:
     if sandbox is None:
         scratch = _run_dir(ctx) / "scratch"
         limits = ctx.services.get("python_limits") or SandboxLimits()
-        sandbox = PythonSandbox(ctx.folder, list(ctx.data_files), scratch, limits)
+        sandbox = PythonSandbox(
+            ctx.folder,
+            list(ctx.data_files),
+            scratch,
+            limits,
+            require_isolation=ctx.settings.analysis.require_isolation,
+        )
         ctx.services["python"] = sandbox
     return sandbox
 
