@@ -630,6 +630,11 @@ def main() -> None:
     worker.guard = AuditGuard(os.path.realpath(scratch), read_roots)
     sys.addaudithook(worker.guard)
     worker.guard.active = True
+    # The ~100,000 objects of the imported stack live as long as the worker: moved out of
+    # the collector's reach, the full collection after every call takes milliseconds
+    # instead of ~0.2 s.
+    gc.collect()
+    gc.freeze()
     results.write(json.dumps(ready) + "\n")
     results.flush()
     for line in commands:
