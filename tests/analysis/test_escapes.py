@@ -6,11 +6,12 @@ attempt worked; the host then checks what the cell cannot see for itself: the in
 folder's hash, files outside scratch, a TCP server on 127.0.0.1, a decoy process that
 holds the planted API key in its environment, and the key in every byte of output.
 
-On the code before bubblewrap (``unshare --mount --net`` as root) 12 of these got through:
-parent_environ, audit_bypass_runs_id, read_etc_passwd, list_root, ctypes_read_file,
-mount_remount_and_write, setns_into_host_network, fork_200, raw_socket, ptrace,
-unshare, raise_hard_limit, kernel_module, kill_host_process (and the setsid grandchild
-test below). See docs/benchmarks.md for the counts.
+On the code before bubblewrap (``unshare --mount --net`` as root, commit 875c7ba) 13 of
+the 19 cells got through, each in a fresh sandbox (``benchmarks/sandbox_cost.py``):
+parent_environ, audit_bypass_runs_id, read_etc_passwd, ctypes_read_file, list_root,
+mount_remount_and_write, setns_into_host_network, raw_socket, fork_200, ptrace, unshare,
+chroot, kill_host_process; and the setsid grandchild outlived the run. Counts and the
+layer that stops each are in docs/notes/analysis.md.
 """
 
 from __future__ import annotations

@@ -311,6 +311,8 @@ class PythonSandbox:
 
     def _crash_result(self) -> CellResult:
         status = self._proc.wait(timeout=10) if self._proc is not None else None
+        if status is not None and self.isolation.get("method") == "bubblewrap" and status > 128:
+            status = 128 - status  # bwrap exits with 128 + the signal that killed the worker
         if status is not None and status < 0:
             how = f"killed by signal {signal.Signals(-status).name}"
         else:
