@@ -378,3 +378,55 @@ def _pid_namespace(pid: int) -> str | None:
         return os.readlink(f"/proc/{pid}/ns/pid")
     except OSError:
         return None
+
+
+# --- through the parent: files the code leaves in scratch for deepfolder to read ------
+
+
+def test_a_link_in_place_of_the_worker_log_does_not_leak_a_host_file(
+    folder: Path, tmp_path: Path
+) -> None:
+    """On a crash the parent shows the log's tail to the model: it must be the log."""
+    host_lines = Path("/etc/passwd").read_text(encoding="utf-8").strip().splitlines()[-8:]
+    with PythonSandbox(folder, ["sales.csv"], tmp_path / "scratch", SandboxLimits()) as sandbox:
+        result = sandbox.run(
+            GUARD_OFF + "os.remove('.sandbox/worker.log')\n"
+            "os.symlink('/etc/passwd', '.sandbox/worker.log')\n"
+            "ctypes.string_at(0)\n"
+        )
+        assert result.error_kind == "crash"
+        assert not [line for line in host_lines if line in _output(result)]
+        assert sandbox.run("1").ok  # the next worker starts despite the planted link
+
+
+def test_a_link_reported_as_a_figure_does_not_copy_a_host_file(
+    folder: Path, tmp_path: Path
+) -> None:
+    from analysis_helpers import EmptyIndex
+
+    from deepfolder.settings import Settings
+    from deepfolder.tools.base import ToolContext
+    from deepfolder.tools.python import run_python
+
+    ctx = ToolContext(
+        index=EmptyIndex(),  # type: ignore[arg-type]
+        settings=Settings(),
+        folder=folder,
+        run_dir=tmp_path / "run",
+        data_files=["sales.csv"],
+        services={"python_limits": SandboxLimits(wall_s=30)},
+    )
+    code = GUARD_OFF + (
+        "os.symlink('/etc/passwd', 'figures/leak.png')\n"
+        "sys.modules['__main__'].SAVED_FIGURES.append(\n"
+        "    (os.path.abspath('figures/leak.png'), {'suptitle': 'leak', 'axes': []}))\n"
+    )
+    try:
+        out = run_python(ctx, {"code": code})
+    finally:
+        ctx.services["python"].close()
+    scratch = tmp_path / "run" / "scratch"
+    written = [p for p in (tmp_path / "run").rglob("*") if scratch not in p.parents]
+    leaked = [p for p in written if p.is_file() and b"root:" in p.read_bytes()]
+    assert leaked == []
+    assert "root:" not in out.text

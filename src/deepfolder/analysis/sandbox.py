@@ -21,6 +21,7 @@ import json
 import os
 import select
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -34,6 +35,8 @@ from deepfolder.analysis import isolation
 from deepfolder.analysis.isolation import IsolationUnavailable
 
 WORKER_SCRIPT = Path(__file__).with_name("worker.py")
+MAX_REPLY_BYTES = 32 << 20
+"""A reply line longer than this is not the worker's bounded output: it is stopped."""
 SANDBOX_DIR = ".sandbox"
 """Inside scratch: the worker's log, matplotlib config, HOME and TMPDIR. Dot entries of
 scratch are never reported as new files."""
@@ -141,16 +144,20 @@ class PythonSandbox:
         self._lost_state = False
         self._started_once = False
         self._finalizer: weakref.finalize | None = None
+        self._log_fd: int | None = None
 
     # --- lifecycle -----------------------------------------------------------------
 
     def start(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
             return
+        # Earlier code may have left symlinks in scratch: what this process (perhaps root)
+        # creates there must land in scratch, not where a link points.
         hidden = self.scratch_dir / SANDBOX_DIR
+        _real_dir(hidden)
         for sub in ("mpl", "tmp", "home", "cache"):
-            (hidden / sub).mkdir(parents=True, exist_ok=True)
-        (self.scratch_dir / "figures").mkdir(exist_ok=True)
+            _real_dir(hidden / sub)
+        _real_dir(self.scratch_dir / "figures")
         self._link_data_files()
         planned = probe_isolation()
         refused = {k: v for k, v in planned.items() if v != "active"}
@@ -192,18 +199,27 @@ class PythonSandbox:
             )
         else:
             command = isolation.WorkerCommand(python)
+        # The log is read back through this descriptor, never by path: the code can
+        # replace the file in scratch with a link to a host file, not this inode.
+        if self._log_fd is not None:
+            os.close(self._log_fd)
+            self._log_fd = None
+        log_path = hidden / "worker.log"
+        if log_path.is_symlink():
+            log_path.unlink()
+        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        self._log_fd = os.open(log_path, flags, 0o644)
         try:
-            with open(hidden / "worker.log", "ab") as log:
-                proc = subprocess.Popen(
-                    command.argv,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=log,
-                    pass_fds=(cmd_r, res_w, *command.pass_fds),
-                    cwd=self.scratch_dir,
-                    env=env,  # built from scratch: nothing of the parent's environment
-                    start_new_session=True,
-                )
+            proc = subprocess.Popen(
+                command.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=self._log_fd,
+                stderr=self._log_fd,
+                pass_fds=(cmd_r, res_w, *command.pass_fds),
+                cwd=self.scratch_dir,
+                env=env,  # built from scratch: nothing of the parent's environment
+                start_new_session=True,
+            )
         finally:
             for fd in (cmd_r, res_w, *command.close_after_start):
                 os.close(fd)
@@ -258,13 +274,40 @@ class PythonSandbox:
             link = self.scratch_dir / rel
             if link.exists() or link.is_symlink():
                 continue
-            link.parent.mkdir(parents=True, exist_ok=True)
             with contextlib.suppress(OSError):
+                for ancestor in reversed(link.relative_to(self.scratch_dir).parents[:-1]):
+                    _real_dir(self.scratch_dir / ancestor)  # never through a link
                 link.symlink_to(self.data_dir / rel)
+
+    def read_file(self, rel_path: str, max_bytes: int = 64 << 20) -> bytes | None:
+        """A regular file of scratch, opened one path component at a time without
+        following links, so a link the code left cannot make us read a host file."""
+        parts = Path(rel_path).parts
+        if not parts or Path(rel_path).is_absolute() or ".." in parts:
+            return None
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+        fds = [os.open(self.scratch_dir, flags | os.O_DIRECTORY)]
+        try:
+            for i, part in enumerate(parts):
+                last = i == len(parts) - 1
+                fds.append(os.open(part, flags | (0 if last else os.O_DIRECTORY), dir_fd=fds[-1]))
+            st = os.fstat(fds[-1])
+            if not stat.S_ISREG(st.st_mode) or st.st_size > max_bytes:
+                return None
+            with os.fdopen(os.dup(fds[-1]), "rb") as fh:
+                return fh.read(max_bytes)
+        except OSError:
+            return None
+        finally:
+            for fd in fds:
+                os.close(fd)
 
     def close(self) -> None:
         """Stop the worker. The scratch directory and its files stay."""
         self._kill()
+        if self._log_fd is not None:
+            os.close(self._log_fd)
+            self._log_fd = None
 
     def __enter__(self) -> PythonSandbox:
         return self
@@ -348,15 +391,23 @@ class PythonSandbox:
             if not chunk:
                 return ""
             self._buffer += chunk
+            if len(self._buffer) > MAX_REPLY_BYTES:  # bounded output never gets here
+                assert self._proc is not None
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(self._proc.pid, signal.SIGKILL)
+                return ""
         line, _, self._buffer = self._buffer.partition(b"\n")
         return line.decode("utf-8")
 
     def _log_tail(self, lines: int = 8) -> str:
-        log = self.scratch_dir / SANDBOX_DIR / "worker.log"
+        if self._log_fd is None:
+            return ""
         try:
-            text = log.read_text(encoding="utf-8", errors="replace")
+            size = os.fstat(self._log_fd).st_size
+            data = os.pread(self._log_fd, min(size, 16384), max(0, size - 16384))
         except OSError:
             return ""
+        text = data.decode("utf-8", errors="replace")
         return "\n".join(text.strip().splitlines()[-lines:])
 
     def _kill(self) -> None:
@@ -376,6 +427,13 @@ def _kill(proc: subprocess.Popen[bytes], commands: Any, result_fd: int) -> None:
         commands.close()
     with contextlib.suppress(OSError):
         os.close(result_fd)
+
+
+def _real_dir(path: Path) -> None:
+    """``path`` as a real directory: a link or file in its place is removed first."""
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        path.unlink()
+    path.mkdir(exist_ok=True)
 
 
 def _read_info(fd: int | None, deadline: float) -> int | None:
