@@ -165,26 +165,7 @@ class PythonSandbox:
             raise IsolationUnavailable(_refusal(refused))
         use_bwrap = planned["namespaces"] == "active"
         with_seccomp = planned["seccomp"] == "active"
-        env = {
-            "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
-            "HOME": str(hidden / "home"),
-            "PWD": str(self.scratch_dir),  # bwrap's --chdir sets it too
-            "TMPDIR": str(hidden / "tmp"),
-            "MPLCONFIGDIR": str(hidden / "mpl"),
-            "XDG_CACHE_HOME": str(hidden / "cache"),
-            "MPLBACKEND": "Agg",
-            "LANG": "C.UTF-8",
-            "LC_ALL": "C.UTF-8",
-            "PYTHONHASHSEED": "0",
-            "OMP_NUM_THREADS": "1",
-            "OPENBLAS_NUM_THREADS": "1",
-            "MKL_NUM_THREADS": "1",
-            # pandas stores strings in Arrow when pyarrow is installed; Arrow's own
-            # allocator reserves ~1 GB of address space on first use, which the worker's
-            # RLIMIT_AS would then lack for loading libraries (scipy's .so files fail to
-            # map). The system allocator reserves only what is used.
-            "ARROW_DEFAULT_MEMORY_POOL": "system",
-        }
+        env = _worker_env(self.scratch_dir, hidden)
         cmd_r, cmd_w = os.pipe()
         res_r, res_w = os.pipe()
         script = isolation.WORKER_INSIDE if use_bwrap else str(WORKER_SCRIPT)
@@ -199,16 +180,7 @@ class PythonSandbox:
             )
         else:
             command = isolation.WorkerCommand(python)
-        # The log is read back through this descriptor, never by path: the code can
-        # replace the file in scratch with a link to a host file, not this inode.
-        if self._log_fd is not None:
-            os.close(self._log_fd)
-            self._log_fd = None
-        log_path = hidden / "worker.log"
-        if log_path.is_symlink():
-            log_path.unlink()
-        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-        self._log_fd = os.open(log_path, flags, 0o644)
+        self._open_log(hidden / "worker.log")
         try:
             proc = subprocess.Popen(
                 command.argv,
@@ -262,6 +234,18 @@ class PythonSandbox:
         if missing and self.require_isolation:
             self._kill()
             raise IsolationUnavailable(_refusal({k: self.isolation["layers"][k] for k in missing}))
+
+    def _open_log(self, path: Path) -> None:
+        """The worker's stdout/stderr. Read back through this descriptor, never by path:
+        the code can replace the file in scratch with a link to a host file, not this
+        inode."""
+        if self._log_fd is not None:
+            os.close(self._log_fd)
+            self._log_fd = None
+        if path.is_symlink():
+            path.unlink()
+        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        self._log_fd = os.open(path, flags, 0o644)
 
     def _link_data_files(self) -> None:
         """Symlink each data file into scratch at its folder-relative path, so code that
@@ -427,6 +411,30 @@ def _kill(proc: subprocess.Popen[bytes], commands: Any, result_fd: int) -> None:
         commands.close()
     with contextlib.suppress(OSError):
         os.close(result_fd)
+
+
+def _worker_env(scratch: Path, hidden: Path) -> dict[str, str]:
+    """The worker's whole environment, built from nothing: no variable of the parent."""
+    return {
+        "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+        "HOME": str(hidden / "home"),
+        "PWD": str(scratch),  # bwrap's --chdir sets it too
+        "TMPDIR": str(hidden / "tmp"),
+        "MPLCONFIGDIR": str(hidden / "mpl"),
+        "XDG_CACHE_HOME": str(hidden / "cache"),
+        "MPLBACKEND": "Agg",
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "PYTHONHASHSEED": "0",
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        # pandas stores strings in Arrow when pyarrow is installed; Arrow's own
+        # allocator reserves ~1 GB of address space on first use, which the worker's
+        # RLIMIT_AS would then lack for loading libraries (scipy's .so files fail to
+        # map). The system allocator reserves only what is used.
+        "ARROW_DEFAULT_MEMORY_POOL": "system",
+    }
 
 
 def _real_dir(path: Path) -> None:
