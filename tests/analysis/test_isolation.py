@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from analysis_helpers import SALES_CSV
 
 from deepfolder.analysis import IsolationUnavailable, PythonSandbox, isolation
 from deepfolder.settings import Settings
@@ -101,3 +102,13 @@ def test_without_bubblewrap_the_worker_says_which_layers_are_missing(
 def test_the_seccomp_program_is_compiled_by_libseccomp() -> None:
     program = isolation.seccomp_program()
     assert len(program) % 8 == 0 and len(program) > 8 * 50  # struct sock_filter: 8 bytes
+
+
+def test_only_the_runs_data_files_of_the_folder_are_visible(tmp_path: Path) -> None:
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "sales.csv").write_text(SALES_CSV, encoding="utf-8")
+    (folder / "private notes.txt").write_text("not a data file", encoding="utf-8")
+    with PythonSandbox(folder, ["sales.csv"], tmp_path / "scratch") as sandbox:
+        listing = sandbox.run("import os\nsorted(os.listdir(DATA_DIR))")
+        assert listing.value == "['sales.csv']"
