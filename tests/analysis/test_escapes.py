@@ -430,3 +430,17 @@ def test_a_link_reported_as_a_figure_does_not_copy_a_host_file(
     leaked = [p for p in written if p.is_file() and b"root:" in p.read_bytes()]
     assert leaked == []
     assert "root:" not in out.text
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="x32 is an x86_64 ABI")
+def test_a_call_through_another_abi_ends_the_worker(folder: Path, tmp_path: Path) -> None:
+    """Filters are per ABI: an x32 system call (number | 0x40000000) must not slip past
+    the x86_64 rules. It kills the whole worker (not just its thread, which would hang
+    it until the wall limit)."""
+    limits = SandboxLimits(wall_s=15)
+    with PythonSandbox(folder, ["sales.csv"], tmp_path / "scratch", limits) as sandbox:
+        x32_mount = GUARD_OFF + "libc.syscall(0x40000000 | 165, None, b'/', None, 32 | 4096, None)"
+        result = sandbox.run(x32_mount)
+        assert result.error_kind == "crash"
+        assert "SIGSYS" in (result.error or "")
+        assert sandbox.run("1 + 1").value == "2"

@@ -33,7 +33,7 @@ What each layer stops (the escape attempts are cells in tests/analysis/test_esca
   fall back to clone), ptrace and cross-process memory access, kernel modules and kexec,
   bpf, perf, io_uring (its requests bypass seccomp), keyrings, userfaultfd, reboot, swap,
   clock setting, and every socket family except AF_UNIX (raw and packet sockets
-  included). Calls of other ABIs (32-bit, x32) kill the process (libseccomp's default).
+  included). A call of another ABI (i386, x32) kills the worker.
 - **an environment built from scratch** (``PythonSandbox`` passes bwrap a fresh ``env``):
   no variable of the parent, so no API key.
 - **resource limits** (set by the worker before any model code): address space, file size,
@@ -179,6 +179,9 @@ def seccomp_program() -> bytes:
         ) from exc
     deny = seccomp.ERRNO(errno.EPERM)
     filt = seccomp.SyscallFilter(defaction=seccomp.ALLOW)
+    # A call of another ABI (i386 int 0x80, x32) ends the worker at once; libseccomp's
+    # default kills only the calling thread, which leaves the worker hanging.
+    filt.set_attr(seccomp.Attr.ACT_BADARCH, seccomp.KILL_PROCESS)
     for name in _DENIED_SYSCALLS:
         try:
             filt.add_rule(deny, name)
