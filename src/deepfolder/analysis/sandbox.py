@@ -199,7 +199,7 @@ class PythonSandbox:
         self._commands = os.fdopen(cmd_w, "w", encoding="utf-8")
         self._result_fd = res_r
         self._buffer = b""
-        self._finalizer = weakref.finalize(self, _kill, proc, self._commands, res_r)
+        self._finalizer = weakref.finalize(self, _kill, proc, self._commands, res_r, self._log_fd)
         deadline = time.monotonic() + self.limits.startup_s
         self.namespace_init_pid = _read_info(command.info_fd, deadline)
         config = {
@@ -396,13 +396,15 @@ class PythonSandbox:
 
     def _kill(self) -> None:
         if self._finalizer is not None:
-            self._finalizer()
+            self._finalizer()  # also closes the log: read its tail before
+            self._finalizer = None
+            self._log_fd = None
         self._proc = None
         self._commands = None
         self._result_fd = None
 
 
-def _kill(proc: subprocess.Popen[bytes], commands: Any, result_fd: int) -> None:
+def _kill(proc: subprocess.Popen[bytes], commands: Any, result_fd: int, log_fd: int | None) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
@@ -411,6 +413,9 @@ def _kill(proc: subprocess.Popen[bytes], commands: Any, result_fd: int) -> None:
         commands.close()
     with contextlib.suppress(OSError):
         os.close(result_fd)
+    if log_fd is not None:
+        with contextlib.suppress(OSError):
+            os.close(log_fd)
 
 
 def _worker_env(scratch: Path, hidden: Path) -> dict[str, str]:
