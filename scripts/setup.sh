@@ -12,8 +12,9 @@ EXTRAS="local,media,analysis,dense,qdrant,milvus"
 if [[ "${1:-}" == "--dev" ]]; then EXTRAS="$EXTRAS,dev"; fi
 
 # System parts from Debian: ffmpeg (audio/video), CJK fonts (charts, demo PDF),
-# espeak-ng (test speech), poppler-utils (PDF reference text in tests and benchmarks).
-DEBS=(ffmpeg fonts-noto-cjk espeak-ng poppler-utils)
+# espeak-ng (test speech), poppler-utils (PDF reference text in tests and benchmarks),
+# bubblewrap + libseccomp2 (the run_python sandbox's namespaces and system-call filter).
+DEBS=(ffmpeg fonts-noto-cjk espeak-ng poppler-utils bubblewrap libseccomp2)
 missing=()
 for pkg in "${DEBS[@]}"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
 if (( ${#missing[@]} )); then

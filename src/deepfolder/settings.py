@@ -224,6 +224,12 @@ class AnalysisSettings(BaseModel):
     output_chars: int = Field(
         4000, description="run_python: characters of output shown to the model."
     )
+    require_isolation: bool = Field(
+        True,
+        description="run_python: refuse to run code unless every sandbox layer is in place "
+        "(bubblewrap namespaces as nobody, no_new_privs, seccomp, read-only mounts, a fresh "
+        "environment, resource limits); false runs it with the layers this machine allows.",
+    )
 
 
 class Settings(BaseModel):

@@ -11,17 +11,20 @@ import pytest
 # The helpers module sits beside this file (tests import it by name, importlib mode).
 sys.path.insert(0, str(Path(__file__).parent))
 
-from analysis_helpers import SALES_CSV
+from analysis_helpers import SALES_CSV, folder_digest
 
 from deepfolder.analysis import PythonSandbox, SandboxLimits
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
+def data_dir(tmp_path: Path) -> Iterator[Path]:
+    """The input folder; its hash must be the same after the test (sandboxes closed)."""
     folder = tmp_path / "folder"
     folder.mkdir()
     (folder / "sales.csv").write_text(SALES_CSV, encoding="utf-8")
-    return folder
+    before = folder_digest(folder)
+    yield folder
+    assert folder_digest(folder) == before, f"the test changed the input folder {folder}"
 
 
 @pytest.fixture

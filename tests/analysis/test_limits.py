@@ -176,6 +176,7 @@ def test_crashed_worker_is_restarted_and_the_model_is_told(sandbox: PythonSandbo
     assert sandbox.run("kept = 1").ok
     crash = sandbox.run("import ctypes\nctypes.string_at(0)")
     assert crash.error_kind == "crash"
+    assert "killed by signal SIGSEGV" in (crash.error or "")
     assert crash.state_lost
     assert "state is lost" in (crash.error or "")
     after = sandbox.run("'kept' in globals()")

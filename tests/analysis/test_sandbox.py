@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from analysis_helpers import SALES_CSV
+from analysis_helpers import SALES_CSV, folder_digest
 
 from deepfolder.analysis import PythonSandbox, SandboxLimits
 
@@ -17,8 +17,10 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PythonSandbox]
     (folder / "sales.csv").write_text(SALES_CSV, encoding="utf-8")
     scratch = tmp_path_factory.mktemp("run") / "scratch"
     limits = SandboxLimits(wall_s=20, cpu_s=10, memory_mb=1536, output_chars=2000)
+    before = folder_digest(folder)
     with PythonSandbox(folder, ["sales.csv"], scratch, limits) as shared:
         yield shared
+    assert folder_digest(folder) == before
 
 
 def test_state_is_kept_between_calls(sandbox: PythonSandbox) -> None:

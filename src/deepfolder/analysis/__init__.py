@@ -1,5 +1,6 @@
-"""Local data analysis: model-written Python in a limited, persistent worker process."""
+"""Local data analysis: model-written Python in an isolated, limited, persistent worker."""
 
+from deepfolder.analysis.isolation import IsolationUnavailable
 from deepfolder.analysis.sandbox import (
     CellResult,
     FigureInfo,
@@ -12,6 +13,7 @@ from deepfolder.analysis.sandbox import (
 __all__ = [
     "CellResult",
     "FigureInfo",
+    "IsolationUnavailable",
     "PythonSandbox",
     "SandboxError",
     "SandboxLimits",

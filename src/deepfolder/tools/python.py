@@ -20,7 +20,6 @@ Both are put in ``ctx.created`` and ``ctx.seen``: the model saw them, so it may 
 from __future__ import annotations
 
 import re
-import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,7 +51,13 @@ def get_sandbox(ctx: ToolContext) -> PythonSandbox:
     if sandbox is None:
         scratch = _run_dir(ctx) / "scratch"
         limits = ctx.services.get("python_limits") or SandboxLimits()
-        sandbox = PythonSandbox(ctx.folder, list(ctx.data_files), scratch, limits)
+        sandbox = PythonSandbox(
+            ctx.folder,
+            list(ctx.data_files),
+            scratch,
+            limits,
+            require_isolation=ctx.settings.analysis.require_isolation,
+        )
         ctx.services["python"] = sandbox
     return sandbox
 
@@ -97,7 +102,7 @@ def run_python(ctx: ToolContext, code: str) -> ToolOutput:
     files: list[str] = []
     figure_lines: list[str] = []
     for fig in result.figures:
-        name = _copy_figure(sandbox.scratch_dir, run_dir, fig, state)
+        name = _copy_figure(sandbox, run_dir, fig, state)
         if name is None:
             continue
         number = state.figure_numbers.setdefault(name, len(state.figure_numbers) + 1)
@@ -176,10 +181,14 @@ def _is_figure_file(path: str, figure_lines: list[str]) -> bool:
     return path.lower().endswith((".png", ".jpg", ".jpeg", ".svg")) and bool(figure_lines)
 
 
-def _copy_figure(scratch: Path, run_dir: Path, fig: FigureInfo, state: AnalysisState) -> str | None:
-    source = scratch / fig.path
-    if not source.is_file():
+def _copy_figure(
+    sandbox: PythonSandbox, run_dir: Path, fig: FigureInfo, state: AnalysisState
+) -> str | None:
+    # read without following links: the code chooses what it reports as a figure
+    data = sandbox.read_file(fig.path)
+    if data is None:
         return None
+    source = Path(fig.path)
     name = state.figure_names.get(fig.path)
     if name is None:
         taken = set(state.figure_names.values())
@@ -191,7 +200,7 @@ def _copy_figure(scratch: Path, run_dir: Path, fig: FigureInfo, state: AnalysisS
         state.figure_names[fig.path] = name
     target = run_dir / "figures" / name
     target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, target)
+    target.write_bytes(data)
     return name
 
 
