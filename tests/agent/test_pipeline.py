@@ -156,3 +156,12 @@ def test_clean_strips_a_title_glued_to_the_first_sentence() -> None:
         == "避风港原则源于美国版权法。"
     )
     assert clean_section_text("法律框架：它规定了通知删除。", plan) == "它规定了通知删除。"
+
+
+def test_clean_drops_the_prompt_the_model_echoed() -> None:
+    plan = SectionPlan("（1）", "论文基本信息", 300)
+    raw = (
+        "本文提出了DPO算法。\n（用户文件 DPO.pdf, 第1页）\n本节正文：\n"
+        "DPO不需要奖励模型。\n本节已经写好的部分如下，请接着写一段新的内容，不要重复：\n本文提出了DPO算法。"
+    )
+    assert clean_section_text(raw, plan) == "本文提出了DPO算法。\nDPO不需要奖励模型。"

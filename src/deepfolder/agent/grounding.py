@@ -240,6 +240,18 @@ def choose_evidence(
     return chosen
 
 
+_BIBLIOGRAPHY = re.compile(
+    r"arXiv(?: preprint)?|Proceedings of|In Advances in|Conference on|Journal of|\bpp\.\s*\d|"
+    r"\bvol\.|doi\.org|, (?:19|20)\d{2}\.|\[J\]|\[C\]|\[M\]"
+)
+
+
+def looks_like_bibliography(text: str) -> bool:
+    """A passage of a reference list: several citation markers in a few hundred
+    characters. Its titles and names are not findings of the paper."""
+    return len(_BIBLIOGRAPHY.findall(text)) >= max(4, len(text) // 150)
+
+
 def asks_for_outside_material(request: str) -> bool:
     return bool(
         re.search(
@@ -276,21 +288,6 @@ def identity_sentence(file: FileBrief, language: str) -> tuple[str, Evidence] | 
     return text, (authors or title).evidence
 
 
-def states_identity(text: str, file: FileBrief) -> bool:
-    """Does ``text`` already give the file's title and at least one author's surname?"""
-    title = file.fact("title")
-    if title is None:
-        return True
-    key = re.split(r"[:：]", title.text)[0].strip().lower()
-    if key and key not in text.lower():
-        return False
-    authors = file.fact("authors")
-    if authors is None:
-        return True
-    surnames = [a.split()[-1] for a in authors.text.split(", ") if a.split()]
-    return any(s in text for s in surnames)
-
-
 def _noun_zh(file: FileBrief) -> str:
     return {"pdf": "论文", "docx": "文档", "pptx": "幻灯片", "video": "视频"}.get(file.kind, "材料")
 
@@ -322,15 +319,15 @@ def no_evidence_text(title: str, brief: MaterialBrief | None, language: str) -> 
 def state_identity(
     title: str, text: str, brief: MaterialBrief, language: str
 ) -> tuple[str, Evidence | None]:
-    """A section giving a file's basic information states its real title and authors,
-    from the brief, cited to the page they are on: the sentence is put first when the
-    model's text lacks them. Returns the text and the evidence cited (if added)."""
+    """A section giving a file's basic information opens with its real title, authors
+    and venue, from the brief, cited to the page they are on (the small model garbles or
+    embellishes them). Returns the text and the evidence cited (if added)."""
     intent = section_intent(title)
     if intent is None or intent.name != "basic":
         return text, None
     scope = section_scope(title, brief)
     file = next((f for f in scope if f.kind in {"pdf", "docx", "pptx"}), None)
-    if file is None or states_identity(text, file):
+    if file is None:
         return text, None
     made = identity_sentence(file, language)
     if made is None:

@@ -138,14 +138,31 @@ class PipelineState:
         )
 
 
-def report_title(request: str, language: str) -> str:
+def report_title(request: str, language: str, subject: str | None = None) -> str:
+    """The title the request gives; else the kind of report it asks for, about
+    ``subject`` (the main user file's title) when there is one."""
     m = re.search(r"《([^》]{2,60})》", request)
     if m:
         return m.group(1)
     m = re.search(r"(?:titled|entitled)\s+[\"“]([^\"”]{3,80})[\"”]", request, re.I)
     if m:
         return m.group(1)
-    return "研究报告" if language.startswith("zh") else "Research Report"
+    zh = language.startswith("zh")
+    kind = (
+        re.search(r"写(?:一|1)[篇份](?:[^，。；]{0,14}?的)?([^，。；的]{0,8}报告)", request)
+        if zh
+        else None
+    )
+    if kind is None and not zh:
+        kind = re.search(
+            r"\b(?:write|prepare)\s+an?\s+(?:[\w-]+\s+){0,4}?((?:reading\s+)?report)\b",
+            request,
+            re.I,
+        )
+    name = kind.group(1).strip() if kind else ("研究报告" if zh else "Research Report")
+    if subject:
+        return f"《{subject}》{name}" if zh else f"{name.capitalize()}: {subject}"
+    return name if zh else name.title()
 
 
 def _section_kind(title: str, reference_title: str | None) -> str:
@@ -246,6 +263,14 @@ def _json_call(
         return None
 
 
+def _subject(state: PipelineState) -> str | None:
+    """The title of the user file a report is about, when one stands out."""
+    main = state.brief.main_file() if state.brief else None
+    if main is None or main.kind not in {"pdf", "docx", "pptx", "video"} or not state.primary:
+        return None
+    return main.title if main.title != main.source.display_name else None
+
+
 def _topic_words(state: PipelineState) -> str:
     """What the report is about: the main user file's title when there is one."""
     main = state.brief.main_file() if state.brief else None
@@ -328,6 +353,8 @@ def gather_evidence(
     if outside or not grounding.named_groups(plan.title):
         background = yield from _search(state, [base, *queries, f"{topic} {plan.title}"], k)
         background = [e for e in background if e.id not in {u.id for u in user}]
+    user = [e for e in user if not grounding.looks_like_bibliography(e.segment.text)]
+    background = [e for e in background if not grounding.looks_like_bibliography(e.segment.text)]
     chosen = grounding.choose_evidence(
         user, background, want, used=state.used_ids, primary=state.primary, outside=outside
     )
@@ -429,7 +456,7 @@ def write_section(
 ) -> Generator[Step, None, SectionDraft]:
     draft = SectionDraft(plan)
     if plan.kind == "title":
-        draft.text = f"**{report_title(state.request, state.language)}**"
+        draft.text = f"**{report_title(state.request, state.language, _subject(state))}**"
         return draft
     if plan.kind == "references":
         return draft
@@ -491,7 +518,7 @@ def write_section(
 
 
 def assemble(state: PipelineState) -> str:
-    title = report_title(state.request, state.language)
+    title = report_title(state.request, state.language, _subject(state))
     parts = [f"# {title}", ""]
     for note in state.notes:
         parts += [f"> 说明：{note}" if state.zh else f"> Note: {note}", ""]

@@ -22,6 +22,15 @@ CLEAN_PATTERNS = [
 ]
 
 
+# Lines where the small model echoes the prompt's scaffolding instead of writing.
+PROMPT_ECHO = re.compile(
+    r"^(?:本节正文|正文|请直接(?:用中文)?输出本节正文.*|材料|Section text|Material)\s*[:：]?\s*$"
+    r"|^[（(](?:用户文件|网页|user file|web page)\s[^）)]*[）)]\s*$"
+    r"|^\[\d{1,2}\]\s*[（(](?:用户文件|网页|user file|web page)"
+)
+PROMPT_ECHO_END = re.compile(r"^(?:本节已经写好的部分如下|The section so far is below)")
+
+
 def clean_section_text(text: str, plan: SectionPlan) -> str:
     """Strip what the model must not decide: typed ids/numbers, headings, reference lists;
     drop lines it repeated."""
@@ -33,6 +42,10 @@ def clean_section_text(text: str, plan: SectionPlan) -> str:
             continue
         if any(bare.startswith(w) for w in ("参考文献", "参考资料", "References")):
             break
+        if PROMPT_ECHO_END.match(bare):
+            break  # the model repeats the prompt's "the section so far" and what follows
+        if PROMPT_ECHO.match(bare):
+            continue
         # Formal prose: bullets become sentences of a paragraph, bold markers go.
         line = re.sub(r"^\s*(?:[-*•]|\d+[.、)])\s+", "", line).replace("**", "")
         if line.strip() and line.strip() in seen:
