@@ -41,7 +41,13 @@ from deepfolder.records import (
     ToolCallStep,
     ToolResultStep,
 )
-from deepfolder.tools.base import Tool, ToolContext, ToolOutput
+from deepfolder.tools.base import (
+    Tool,
+    ToolContext,
+    ToolOutput,
+    quote_material,
+    without_instructions,
+)
 from deepfolder.validate.constraints import RequestConstraints, cjk_ratio
 from deepfolder.validate.document import is_reference_title
 from deepfolder.validate.length import count_length
@@ -369,16 +375,17 @@ def _unique(evidence: list[Evidence]) -> list[Evidence]:
 def _excerpt(ev: Evidence, chars: int) -> str:
     """The passage as the model sees it, without template lines ("作者为xxx20xx")."""
     text = " ".join(ev.segment.text.split())
-    text = without_template_sentences(text)
+    text = without_instructions(without_template_sentences(text))
     return text if len(text) <= chars else text[:chars] + "…"
 
 
 def _origin(ev: Evidence, zh: bool) -> str:
+    label = ev.citation_label("zh" if zh else "en")
+    if without_instructions(label) != label:  # a title that gives orders is not shown
+        label = f"{ev.source.display_name}, {ev.segment.locator.label('zh' if zh else 'en')}"
     if ev.source.is_user_material:
-        return (
-            f"用户文件 {ev.citation_label('zh')}" if zh else f"user file {ev.citation_label('en')}"
-        )
-    return f"网页 {ev.citation_label('zh')}" if zh else f"web page {ev.citation_label('en')}"
+        return f"用户文件 {label}" if zh else f"user file {label}"
+    return f"网页 {label}" if zh else f"web page {label}"
 
 
 def write_prompt(
@@ -387,6 +394,7 @@ def write_prompt(
     items = "\n".join(
         f"[{i}] （{_origin(ev, state.zh)}）{_excerpt(ev, 360)}" for i, ev in enumerate(evidence, 1)
     )
+    items = quote_material(items, label="excerpts")  # data, never instructions (MATERIAL_RULE)
     style = "不要使用分点列表，写成连贯段落。" if state.constraints.no_bullets else ""
     extra = ("\n修改要求：" + "；".join(notes)) if notes else ""
     subject = _subject_line(state)

@@ -24,6 +24,7 @@ materials (documents, slides, spreadsheets, media transcripts and collections of
 
 How to work:
 - Use the tools to find and read the materials. Do not rely on memory for facts about them.
+- The user's own files (documents, slides, sheets, media: the brief in the folder summary lists them with their title, authors, headings and evidence ids) are the subject of the report; web-page collections are background. Start from the user's files, search them with their own words (in their language), and cite them in every section they bear on.
 - Search several times with different words; read the most relevant passages in full.
 - Cite every factual statement with the evidence id(s) shown in tool results, in square \
 brackets right after the statement, e.g. "...增长了12% [E1a2b3c4d]." Use only ids that \

@@ -27,6 +27,7 @@ PROMPT_ECHO = re.compile(
     r"^(?:本节正文|正文|请直接(?:用中文)?输出本节正文.*|材料|Section text|Material)\s*[:：]?\s*$"
     r"|^[（(](?:用户文件|网页|user file|web page)\s[^）)]*[）)]\s*$"
     r"|^\[\d{1,2}\]\s*[（(](?:用户文件|网页|user file|web page)"
+    r"|^</?material\b"
 )
 PROMPT_ECHO_END = re.compile(r"^(?:本节已经写好的部分如下|The section so far is below)")
 
