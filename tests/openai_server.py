@@ -44,7 +44,49 @@ def completion(
     }
 
 
-class FakeOpenAIServer:
+def send_json(
+    handler: BaseHTTPRequestHandler,
+    status: int,
+    data: bytes,
+    headers: dict[str, str] | None = None,
+) -> None:
+    """Answer ``handler``'s request with ``data`` as a JSON body (the client may have
+    given up already: a timeout test, a killed process)."""
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        handler.send_response(status)
+        handler.send_header("content-type", "application/json")
+        handler.send_header("content-length", str(len(data)))
+        for key, value in (headers or {}).items():
+            handler.send_header(key, value)
+        handler.end_headers()
+        handler.wfile.write(data)
+
+
+class LoopbackServer:
+    """A threaded HTTP server on a free 127.0.0.1 port, started by ``with``."""
+
+    httpd: ThreadingHTTPServer
+
+    def _serve(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def __enter__(self) -> Any:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=5)
+
+
+class FakeOpenAIServer(LoopbackServer):
     completion = staticmethod(completion)
 
     def __init__(self, script: list[tuple[Any, ...]]) -> None:
@@ -79,35 +121,12 @@ class FakeOpenAIServer:
                     self.close_connection = True
                     return
                 status, body, headers = step
-                # the client may have given up already (timeout test)
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    self._send(status, body, headers)
+                send_json(self, status, json.dumps(body).encode(), headers)
 
             def _send(self, status: int, body: Any, headers: dict[str, str]) -> None:
-                self._send_bytes(status, json.dumps(body).encode(), headers)
+                send_json(self, status, json.dumps(body).encode(), headers)
 
             def _send_bytes(self, status: int, data: bytes, headers: dict[str, str]) -> None:
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.end_headers()
-                self.wfile.write(data)
+                send_json(self, status, data, headers)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-
-    def __enter__(self) -> FakeOpenAIServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=5)
+        self._serve(Handler)

@@ -12,37 +12,28 @@ stays down).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 from deepfolder.agent.loop import prompt_hash
+from openai_server import LoopbackServer, send_json
+from openai_server import completion as base_completion
 
 
 def completion(
     content: str | None, *, tool_calls: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": content}
-    if tool_calls:
-        message["tool_calls"] = tool_calls
-    return {
-        "id": "chatcmpl-scripted",
-        "object": "chat.completion",
-        "created": 0,
-        "model": "test-model",
-        "choices": [
-            {
-                "index": 0,
-                "message": message,
-                "finish_reason": "tool_calls" if tool_calls else "stop",
-            }
-        ],
-        "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
-    }
+    return base_completion(
+        content,
+        tool_calls=tool_calls,
+        prompt_tokens=100,
+        completion_tokens=20,
+        finish_reason="tool_calls" if tool_calls else "stop",
+    )
 
 
 def tool_call(name: str, arguments: dict[str, Any], call_id: str) -> dict[str, Any]:
@@ -53,7 +44,7 @@ def tool_call(name: str, arguments: dict[str, Any], call_id: str) -> dict[str, A
     }
 
 
-class ScriptedServer:
+class ScriptedServer(LoopbackServer):
     def __init__(
         self,
         reply: Callable[[dict[str, Any]], dict[str, Any]],
@@ -84,17 +75,9 @@ class ScriptedServer:
                 self._send(200, outer.reply(body))
 
             def _send(self, status: int, body: Any) -> None:
-                data = json.dumps(body, ensure_ascii=False).encode()
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    self.send_response(status)
-                    self.send_header("content-type", "application/json")
-                    self.send_header("content-length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
+                send_json(self, status, json.dumps(body, ensure_ascii=False).encode())
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self._serve(Handler)
 
     def _log(self, body: dict[str, Any]) -> int:
         entry = {"prompt_sha256": prompt_hash(body.get("messages") or []), "down": self.down}
@@ -107,16 +90,3 @@ class ScriptedServer:
     def prompts(self, start: int = 0) -> list[str]:
         """The message hashes of the requests from number ``start`` (0-based) on."""
         return [r["prompt_sha256"] for r in self.requests[start:]]
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-
-    def __enter__(self) -> ScriptedServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=5)
