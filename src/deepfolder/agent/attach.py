@@ -53,6 +53,9 @@ def _overlap(sentence: str, grams: set[str], stats: set[str], ev: _EvidenceGrams
     return score
 
 
+CITED = re.compile(r"\[E[0-9a-f]{8}\]")
+
+
 @dataclass(frozen=True, slots=True)
 class _EvidenceGrams:
     evidence: Evidence
@@ -90,7 +93,7 @@ def attach_citations(
         for m in SENTENCE_RE.finditer(line):
             sentence = m.group(0)
             grams, stats = _grams(sentence), statistics(sentence)
-            if len(grams) >= 4:
+            if len(grams) >= 4 and not CITED.search(sentence):  # cited in code already
                 best = max(prepared, key=lambda p: _overlap(sentence, grams, stats, p))
                 score = _overlap(sentence, grams, stats, best)
                 if score >= threshold:

@@ -191,7 +191,7 @@ def section_queries(title: str, files: list[FileBrief], request_language: str) -
 
 
 INTENT_FACTS = {
-    "basic": ("title", "authors", "affiliation", "venue"),
+    "basic": ("venue", "abstract"),
     "summary": ("abstract", "headings", "slides", "screen"),
 }
 
@@ -260,8 +260,9 @@ def asks_for_outside_material(request: str) -> bool:
     )
 
 
-def identity_sentence(file: FileBrief, language: str) -> tuple[str, Evidence] | None:
-    """A sentence stating the file's title, authors and venue, built from its brief."""
+def identity_sentence(file: FileBrief, language: str) -> tuple[str, list[Evidence]] | None:
+    """A sentence stating the file's title, authors and venue, built from its brief,
+    with the passages those facts are on."""
     title = file.fact("title")
     if title is None:
         return None
@@ -285,7 +286,8 @@ def identity_sentence(file: FileBrief, language: str) -> tuple[str, Evidence] | 
         if venue:
             text += f", published at {venue.text}"
         text += "."
-    return text, (authors or title).evidence
+    used = [f.evidence for f in (title, authors, aff, venue) if f is not None]
+    return text, list({e.id: e for e in used}.values())
 
 
 def _noun_zh(file: FileBrief) -> str:
@@ -318,22 +320,21 @@ def no_evidence_text(title: str, brief: MaterialBrief | None, language: str) -> 
 
 def state_identity(
     title: str, text: str, brief: MaterialBrief, language: str
-) -> tuple[str, Evidence | None]:
+) -> tuple[str, list[Evidence]]:
     """A section giving a file's basic information opens with its real title, authors
-    and venue, from the brief, cited to the page they are on (the small model garbles or
-    embellishes them). Returns the text and the evidence cited (if added)."""
+    and venue, from the brief, cited to the passages they are on (the small model
+    garbles or embellishes them). Returns the text and the evidence cited."""
     intent = section_intent(title)
     if intent is None or intent.name != "basic":
-        return text, None
+        return text, []
     scope = section_scope(title, brief)
     file = next((f for f in scope if f.kind in {"pdf", "docx", "pptx"}), None)
-    if file is None:
-        return text, None
-    made = identity_sentence(file, language)
+    made = identity_sentence(file, language) if file is not None else None
     if made is None:
-        return text, None
-    sentence, ev = made
-    return f"{sentence[:-1]}[{ev.id}]{sentence[-1]}\n\n{text}".strip(), ev
+        return text, []
+    sentence, cited = made
+    ids = "".join(f"[{e.id}]" for e in cited)
+    return f"{sentence[:-1]}{ids}{sentence[-1]}\n\n{text}".strip(), cited
 
 
 def material_notes(request: str, brief: MaterialBrief | None, language: str) -> list[str]:

@@ -515,8 +515,7 @@ def write_section(
         text = trim_to(text, int(1.1 * budget), state.unit)
     if state.brief is not None:
         text, identity = grounding.state_identity(plan.title, text, state.brief, state.language)
-        if identity is not None:
-            state.ctx.remember([identity])
+        state.ctx.remember(identity)
     draft.text = attach_citations(text, evidence)
     if state.primary:
         draft.text = cite_user_material(draft.text, evidence)
