@@ -1,7 +1,8 @@
 """The embedded model's thread choice under a momentary CPU spike and under steady load.
 
     python benchmarks/embedded_threads.py [--calls 4] [--tokens 64] [--spike 0.8]
-                                          [--scenarios spike steady] [--out results.json]
+                                          [--scenarios spike steady none]
+                                          [--rules once per-call 1 2] [--out results.json]
 
 Compares two rules for llama.cpp's thread count:
 
@@ -10,9 +11,11 @@ Compares two rules for llama.cpp's thread count:
 - ``per-call``: :func:`deepfolder.llm.embedded.default_threads` — before every call, the
   median of three 0.1 s readings with this process's own CPU use left out.
 
+``--rules 1 2`` add fixed thread counts, to see which count was right.
+
 Scenarios: ``spike`` — every core is taken by a burner process for ``--spike`` seconds
 just as the first decision is made, then released; ``steady`` — one core is taken by a
-burner for the whole scenario. Each rule then makes ``--calls`` chat calls that generate
+burner for the whole scenario; ``none`` adds nothing. Each rule then makes ``--calls`` chat calls that generate
 up to ``--tokens`` tokens (temperature 0, so both rules generate the same text). Reported:
 the threads chosen per call, generated tokens per second over the calls (decision time
 included) and the load average at the start, since other work shares the machine.
@@ -60,7 +63,7 @@ def run_rule(rule: str, scenario: str, args: argparse.Namespace) -> dict[str, An
     steady = burners(1, 3600) if scenario == "steady" else []
     try:
         spike = burners(os.cpu_count() or 1, args.spike) if scenario == "spike" else []
-        fixed = threads_once() if rule == "once" else None
+        fixed = threads_once() if rule == "once" else (int(rule) if rule.isdigit() else None)
         settings = Settings.model_validate(
             {"embedded": {"n_ctx": 2048, "n_threads": fixed}, "model": {"temperature": 0.0}}
         )
@@ -96,7 +99,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--calls", type=int, default=4)
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--spike", type=float, default=0.8, help="seconds of the spike")
-    parser.add_argument("--scenarios", nargs="+", default=["spike", "steady"])
+    parser.add_argument(
+        "--scenarios", nargs="+", default=["spike", "steady"], choices=["spike", "steady", "none"]
+    )
+    parser.add_argument("--rules", nargs="+", default=["once", "per-call"])
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     try:
@@ -107,7 +113,7 @@ def main(argv: list[str]) -> int:
         return 0
     results = []
     for scenario in args.scenarios:
-        for rule in ("once", "per-call"):
+        for rule in args.rules:
             time.sleep(2)  # let the previous scenario's burners and threads settle
             result = run_rule(rule, scenario, args)
             print(json.dumps(result, ensure_ascii=False), flush=True)
