@@ -77,7 +77,9 @@ class EmbeddedModelSettings(BaseModel):
         description="Which packaged GGUF to run in-process (see docs/benchmarks.md).",
     )
     n_threads: int | None = Field(
-        None, description="CPU threads for llama.cpp (None: number of cores, at most 4)."
+        None,
+        description="CPU threads for llama.cpp (None: before every call, the cores that other "
+        "work leaves free, at least 1, at most 4).",
     )
     n_ctx: int = Field(8192, description="Context window allocated for the embedded model.")
     model_dir: str | None = Field(

@@ -25,6 +25,7 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -50,43 +51,76 @@ INSTALL_HINT = (
     "host use scripts/setup.sh, which sets CMAKE_ARGS=-DGGML_NATIVE=OFF)"
 )
 
-_LOADED: dict[tuple[str, int, int], Any] = {}
+_LOADED: dict[tuple[str, int], Any] = {}
 _LOAD_LOCK = threading.Lock()
 
+MAX_THREADS = 4
+"""More llama.cpp threads than this gained nothing for a 1.5B model on the measured
+machines, and each extra thread is one more that can be stalled by other work."""
 
-def _busy_cores(interval: float = 0.3) -> float:
-    """Cores busy with other work right now (this process is idle while it measures)."""
 
-    def sample() -> tuple[int, int]:
-        with open("/proc/stat", encoding="ascii") as f:
-            values = [int(v) for v in f.readline().split()[1:]]
-        return values[3] + values[4], sum(values)  # idle + iowait, total
+def _cpu_jiffies() -> tuple[int, int]:
+    """(idle + iowait, total) jiffies of all CPUs since boot, from /proc/stat."""
+    with open("/proc/stat", encoding="ascii") as f:
+        values = [int(v) for v in f.readline().split()[1:]]
+    return values[3] + values[4], sum(values)
 
+
+def busy_cores_of_others(interval: float = 0.1) -> float | None:
+    """Cores busy with other processes' work over the next ``interval`` seconds: the
+    machine's busy time less this process's own CPU time. None when /proc/stat cannot
+    be read (not Linux)."""
     try:
-        idle0, total0 = sample()
+        idle0, total0 = _cpu_jiffies()
+        own0 = time.process_time()
         time.sleep(interval)
-        idle1, total1 = sample()
+        idle1, total1 = _cpu_jiffies()
+        own1 = time.process_time()
     except (OSError, ValueError, IndexError):
-        return 0.0
+        return None
     if total1 <= total0:
-        return 0.0
-    return (1 - (idle1 - idle0) / (total1 - total0)) * (os.cpu_count() or 1)
+        return None
+    cores = os.cpu_count() or 1
+    busy = (1 - (idle1 - idle0) / (total1 - total0)) * cores
+    own = (own1 - own0) / interval
+    return max(0.0, busy - own)
 
 
-def default_threads() -> int:
-    """Threads for llama.cpp when the settings give none: the cores not already busy.
+def threads_for(busy_readings: list[float | None], cores: int) -> int:
+    """llama.cpp threads for the cores that other work leaves free.
 
-    llama.cpp's threads wait for each other at every layer, so one busy core slows all
-    of them: measured on 2 cores shared with another job, 2 threads fell to 1–2 tokens/s
-    while 1 thread kept 5–6. So take the cores that other work leaves free right now
-    (at least 1, at most 4); set ``embedded.n_threads`` / ``--threads`` to override."""
-    cores = min(4, os.cpu_count() or 1)
-    return max(1, min(cores, round(cores - _busy_cores())))
+    The readings are taken a short while apart and their median is used, so a spike that
+    covers one of them (a build step, another run's tokenizer) does not count; the free
+    cores are rounded to whole threads, at least 1, at most ``MAX_THREADS``."""
+    readings = sorted(r for r in busy_readings if r is not None)
+    if not readings:
+        return max(1, min(MAX_THREADS, cores))
+    busy = readings[len(readings) // 2]  # the median (the upper one of an even count)
+    return max(1, min(MAX_THREADS, cores, round(cores - busy)))
+
+
+def default_threads(
+    samples: int = 3,
+    interval: float = 0.1,
+    read: Callable[[float], float | None] = busy_cores_of_others,
+) -> int:
+    """Threads for the next model call when the settings give none.
+
+    llama.cpp's threads wait for each other at every layer, so one core taken by other
+    work slows all of them: measured on 2 cores shared with another job, 2 threads fell
+    to 1–2 tokens/s while 1 thread kept 5–6. So use the cores other work leaves free.
+    This is decided again before every call (``samples`` readings of ``interval``
+    seconds, their median), so a moment of load at model start no longer makes a whole
+    run single-threaded (docs/benchmarks.md, "Embedded model threads"); set
+    ``embedded.n_threads`` / ``--threads`` to fix the count."""
+    readings = [read(interval) for _ in range(samples)]
+    return threads_for(readings, os.cpu_count() or 1)
 
 
 def load_llama(path: Path, n_ctx: int, n_threads: int) -> Any:
-    """The process-wide ``llama_cpp.Llama`` for this file and configuration."""
-    key = (str(path), n_ctx, n_threads)
+    """The process-wide ``llama_cpp.Llama`` for this file and context size; ``n_threads``
+    is used when it is first loaded (:func:`set_threads` changes it later)."""
+    key = (str(path), n_ctx)
     with _LOAD_LOCK:
         if key not in _LOADED:
             import llama_cpp
@@ -101,6 +135,15 @@ def load_llama(path: Path, n_ctx: int, n_threads: int) -> Any:
                 verbose=False,
             )
         return _LOADED[key]
+
+
+def set_threads(llama: Any, n_threads: int) -> None:
+    """Set the threads of a loaded model's context for the following decodes (prompt and
+    generation); cheap, so it can change between calls."""
+    import llama_cpp
+
+    llama_cpp.llama_set_n_threads(llama.ctx, n_threads, n_threads)
+    llama.n_threads = llama.n_threads_batch = n_threads
 
 
 class EmbeddedModel:
@@ -125,7 +168,10 @@ class EmbeddedModel:
         self.path = ensure_gguf(self.spec, model_dir)
         self.name = f"embedded:{cfg.name}"
         self.context_window = cfg.n_ctx
-        self.n_threads = cfg.n_threads or default_threads()
+        self.fixed_threads = cfg.n_threads
+        """Threads from the settings; None: chosen before every call (default_threads)."""
+        self.n_threads = cfg.n_threads or MAX_THREADS
+        """The threads of the latest call (the count used to load the model at first)."""
         self.tool_mode: ToolMode = tool_mode
         self.default_temperature = settings.model.temperature
         self.default_max_tokens = settings.model.max_output_tokens
@@ -158,6 +204,7 @@ class EmbeddedModel:
         }
         use_tools = bool(tools) and tool_choice != "none" and json_schema is None
         with self._lock:
+            self._choose_threads()
             try:
                 if use_tools and self.tool_mode == "chatml":
                     return self._chat_chatml(turns, tools or [], tool_choice, options)
@@ -169,6 +216,13 @@ class EmbeddedModel:
             except ValueError as exc:  # llama.cpp: prompt longer than the context, etc.
                 raise ModelError(f"{self.name}: {exc}") from exc
         return self._response(raw)
+
+    def _choose_threads(self) -> None:
+        # Measured before the model is touched: loading it takes the CPU for seconds.
+        self.n_threads = self.fixed_threads or default_threads()
+        llama = self.llama
+        if getattr(llama, "n_threads", None) != self.n_threads:
+            set_threads(llama, self.n_threads)
 
     # --- tool modes -----------------------------------------------------------------
 
