@@ -165,3 +165,15 @@ def test_clean_drops_the_prompt_the_model_echoed() -> None:
         "DPO不需要奖励模型。\n本节已经写好的部分如下，请接着写一段新的内容，不要重复：\n本文提出了DPO算法。"
     )
     assert clean_section_text(raw, plan) == "本文提出了DPO算法。\nDPO不需要奖励模型。"
+
+
+def test_clean_drops_note_fragments_and_echoed_labels() -> None:
+    plan = SectionPlan("（1）", "论文基本信息", 300)
+    raw = (
+        "Rafailov, Rafael - 作者1，斯坦福大学\n2024年7月29日\nNeurIPS 2023\n中文\n"
+        '<video src="talk.mp4" controls></video>\n DPO.pdf, 第1页\n'
+        "DPO 用一个简单的分类损失直接优化偏好。\n实验表明其效果与PPO相当"
+    )
+    assert clean_section_text(raw, plan) == (
+        "DPO 用一个简单的分类损失直接优化偏好。\n实验表明其效果与PPO相当"
+    )

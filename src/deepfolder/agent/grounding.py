@@ -337,6 +337,27 @@ def state_identity(
     return f"{sentence[:-1]}{ids}{sentence[-1]}\n\n{text}".strip(), cited
 
 
+def section_notes(title: str, brief: MaterialBrief | None, language: str) -> list[str]:
+    """What the writer of a section is told beyond its budget: a basic-information
+    section's identity (title, authors, venue) is written in code, so the model writes
+    about the work itself instead of listing (and embellishing) names."""
+    intent = section_intent(title)
+    if brief is None or intent is None or intent.name != "basic":
+        return []
+    if not any(f.fact("title") for f in section_scope(title, brief)):
+        return []
+    if language.startswith("zh"):
+        return [
+            "本节开头已由系统写明题目、作者、单位和发表信息，不要再列出作者、单位或日期，"
+            "只用两段连贯的文字介绍论文研究的问题、提出的方法和主要贡献"
+        ]
+    return [
+        "the title, authors, affiliation and venue are already stated at the start of the "
+        "section: do not list them again; write two paragraphs on the problem the work "
+        "addresses, its method and its main contributions"
+    ]
+
+
 def material_notes(request: str, brief: MaterialBrief | None, language: str) -> list[str]:
     """What the report must say it could not use: material the request builds on that
     the folder lacks, and user files that cannot be understood offline."""

@@ -485,7 +485,13 @@ def write_section(
         # text); instead the model continues the section from the excerpts it has not
         # used yet, and the new paragraph is appended.
         remaining = budget - count_length(text, state.unit)
-        prompt = write_prompt(state, plan, shown, max(60, remaining), list(notes or []))
+        prompt = write_prompt(
+            state,
+            plan,
+            shown,
+            max(60, remaining),
+            [*grounding.section_notes(plan.title, state.brief, state.language), *(notes or [])],
+        )
         if attempt:
             prompt += (
                 f"\n\n本节已经写好的部分如下，请接着写一段新的内容，不要重复：\n{text}"

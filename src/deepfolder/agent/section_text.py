@@ -28,8 +28,24 @@ PROMPT_ECHO = re.compile(
     r"|^[（(](?:用户文件|网页|user file|web page)\s[^）)]*[）)]\s*$"
     r"|^\[\d{1,2}\]\s*[（(](?:用户文件|网页|user file|web page)"
     r"|^</?material\b"
+    r"|^<(?:video|audio|img|iframe|source)\b[^>]*>"
+    r"|^[^\s,，]+\.[A-Za-z0-9]{2,5}\s*[,，]\s*(?:第\s*\d+\s*[页张段]|p\.\s*\d+|slide \d+|\d\d:\d\d)"
+    r"[^。.!?！？]{0,20}$"
 )
 PROMPT_ECHO_END = re.compile(r"^(?:本节已经写好的部分如下|The section so far is below)")
+
+
+def is_fragment(line: str) -> bool:
+    """A short line that is no sentence ("NeurIPS 2023", "中文", "2024年7月29日",
+    "Sharma, Archit - 作者2"): the small model's notes, not prose of a report."""
+    if (
+        not line
+        or re.search(r"[。！？!?；;：:]\s*$|[。！？!?]|\.\s", line)
+        or line.startswith("![")
+    ):
+        return False
+    units = len(re.findall(r"[\u4e00-\u9fff]", line)) + len(re.findall(r"[A-Za-z]+", line))
+    return units < 10
 
 
 def clean_section_text(text: str, plan: SectionPlan) -> str:
@@ -45,7 +61,7 @@ def clean_section_text(text: str, plan: SectionPlan) -> str:
             break
         if PROMPT_ECHO_END.match(bare):
             break  # the model repeats the prompt's "the section so far" and what follows
-        if PROMPT_ECHO.match(bare):
+        if PROMPT_ECHO.match(bare) or is_fragment(bare):
             continue
         # Formal prose: bullets become sentences of a paragraph, bold markers go.
         line = re.sub(r"^\s*(?:[-*•]|\d+[.、)])\s+", "", line).replace("**", "")
