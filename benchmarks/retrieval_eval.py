@@ -14,7 +14,15 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO / ".." / "shared" / "data"
+# ../shared/data beside the checkout (a git worktree one level deeper also finds it)
+DATA = next(
+    (
+        p
+        for p in (REPO / ".." / "shared" / "data", REPO / ".." / ".." / "shared" / "data")
+        if p.exists()
+    ),
+    REPO / ".." / "shared" / "data",
+)
 
 
 def main() -> int:
