@@ -67,6 +67,7 @@ def main() -> int:
     parser.add_argument("--model-translations", action="store_true")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--weights", type=float, nargs="*", default=[0.5, 1.0, 2.0])
+    parser.add_argument("--only-model", action="store_true", help="only the model rows")
     parser.add_argument("--folder", type=Path, default=WORK / "folder", help="scratch folder")
     args = parser.parse_args()
     paper = DATA / "papers" / "DPO.pdf"
@@ -75,7 +76,6 @@ def main() -> int:
         print(f"skipped: {paper} or the case 002 collections are absent")
         return 0
     from deepfolder.index.base import SearchOptions
-    from deepfolder.index.query import search_many
     from deepfolder.index.rerank import configured_reranker
     from deepfolder.ingest.pipeline import ingest_folder
     from deepfolder.settings import Settings
@@ -108,6 +108,25 @@ def main() -> int:
         return row
 
     index = corpus.index
+    rows = [] if args.only_model else _hand_rows(run, index, options, reranker, args.weights)
+    if args.model_translations:
+        rows.extend(_model_rows(spec, run, index, options, reranker, settings))
+    corpus.close()
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2, ensure_ascii=False), encoding="utf-8")
+    return 0
+
+
+def _hand_rows(
+    run: Callable[[str, Callable[[dict[str, Any]], list[Any]]], dict[str, Any]],
+    index: Any,
+    options: Any,
+    reranker: Any,
+    weights: Sequence[float],
+) -> list[dict[str, Any]]:
+    """Today's search, the cross-script dense boost, and the hand translations."""
+    from deepfolder.index.query import search_many
+
     rows = [
         run("lexical", lambda q: search_many(index, [q["query"]], _mode(options, "lexical"))),
         run("dense", lambda q: search_many(index, [q["query"]], _mode(options, "dense"))),
@@ -116,7 +135,7 @@ def main() -> int:
             lambda q: search_many(index, [q["query"]], options, reranker=reranker),
         ),
     ]
-    for w in args.weights:
+    for w in weights:
         rows.append(
             run(
                 f"+ cross-script dense hits, weight {w:g}",
@@ -131,20 +150,25 @@ def main() -> int:
             lambda q: search_many(index, [q["translation"]], options, reranker=reranker),
         )
     )
-    rows.append(
-        run(
-            "+ hand translation (ceiling)",
-            lambda q: search_many(
-                index, [q["query"]], options, reranker=reranker, translations=[q["translation"]]
-            ),
+    for tw, cw in [(1.0, 0.0), (2.0, 0.0), (1.0, 1.0), (2.0, 1.0)]:
+        name = f"+ hand translation, weight {tw:g}" + (
+            f", cross-script weight {cw:g}" if cw else ""
         )
-    )
-    if args.model_translations:
-        rows.extend(_model_rows(spec, run, index, options, reranker, settings))
-    corpus.close()
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=2, ensure_ascii=False), encoding="utf-8")
-    return 0
+        rows.append(
+            run(
+                name,
+                lambda q, tw=tw, cw=cw: search_many(
+                    index,
+                    [q["query"]],
+                    options,
+                    reranker=reranker,
+                    translations=[q["translation"]],
+                    translation_weight=tw,
+                    cross_script_weight=cw,
+                ),
+            )
+        )
+    return rows
 
 
 def _model_rows(

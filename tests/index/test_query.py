@@ -4,6 +4,7 @@ dense side's other-script hits fused into the pool."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from deepfolder.index.base import SearchOptions
 from deepfolder.index.query import search_many, search_one
@@ -31,9 +32,17 @@ EN = [_ev(f"The DPO loss, part {i}.", "dpo.pdf") for i in range(2)]
 
 
 def test_translations_are_searched_and_fused_with_their_weight() -> None:
-    index = _ModeIndex({("损失函数", "hybrid"): ZH, ("DPO loss", "hybrid"): EN})
+    """At equal weight the original query's (other-language) hits tie with the
+    translation's and come first; the default weight 2 puts the translation's first."""
+    index: Any = _ModeIndex({("损失函数", "hybrid"): ZH, ("DPO loss", "hybrid"): EN})
     options = SearchOptions(k=3)
-    equal = search_many(index, ["损失函数"], options, translations=["DPO loss", " ", "损失函数"])  # type: ignore[arg-type]
+    equal = search_many(
+        index,
+        ["损失函数"],
+        options,
+        translations=["DPO loss", " ", "损失函数"],
+        translation_weight=1.0,
+    )
     assert index.calls == [("损失函数", "hybrid"), ("DPO loss", "hybrid")]
     assert [e.id for e in equal] == [ZH[0].id, EN[0].id, ZH[1].id]  # ties: the original first
     heavier = search_many(
@@ -41,11 +50,10 @@ def test_translations_are_searched_and_fused_with_their_weight() -> None:
         ["损失函数"],
         options,
         translations=["DPO loss"],
-        translation_weight=2.0,  # type: ignore[arg-type]
     )
     assert [e.id for e in heavier][:2] == [EN[0].id, EN[1].id]
     # a translation alone is searched like a query
-    only = search_many(index, [" "], options, translations=["DPO loss"])  # type: ignore[arg-type]
+    only = search_many(index, [" "], options, translations=["DPO loss"])
     assert [e.id for e in only] == [e.id for e in EN]
 
 
@@ -53,24 +61,24 @@ def test_cross_script_dense_hits_join_the_pool() -> None:
     """A Chinese query's English dense hits enter the hybrid pool with the given weight;
     its Chinese dense hits do not (they are in the hybrid ranking already)."""
     dense_zh = _ev("中文的稠密结果", "web9")
-    index = _ModeIndex(
+    index: Any = _ModeIndex(
         {("损失函数", "hybrid"): ZH, ("损失函数", "dense"): [dense_zh, EN[1], EN[0]]}
     )
     options = SearchOptions(k=4)
-    plain = search_one(index, "损失函数", options)  # type: ignore[arg-type]
+    plain = search_one(index, "损失函数", options)
     assert [e.id for e in plain] == [e.id for e in ZH] and index.calls == [("损失函数", "hybrid")]
-    boosted = search_one(index, "损失函数", options, cross_script_weight=2.0)  # type: ignore[arg-type]
+    boosted = search_one(index, "损失函数", options, cross_script_weight=2.0)
     assert index.calls[-1] == ("损失函数", "dense")
     assert [e.id for e in boosted] == [EN[1].id, EN[0].id, ZH[0].id, ZH[1].id]
     assert dense_zh.id not in {e.id for e in boosted}
     assert boosted[0].score > boosted[2].score
     # lexical and dense modes are left as asked
     lexical = SearchOptions(k=4, mode="lexical")
-    assert search_one(index, "损失函数", lexical, cross_script_weight=2.0) == []  # type: ignore[arg-type]
+    assert search_one(index, "损失函数", lexical, cross_script_weight=2.0) == []
     assert index.calls[-1] == ("损失函数", "lexical")
 
 
 def test_cross_script_weight_passes_through_search_many() -> None:
-    index = _ModeIndex({("损失函数", "hybrid"): ZH[:1], ("损失函数", "dense"): EN[:1]})
-    results = search_many(index, ["损失函数"], SearchOptions(k=2), cross_script_weight=1.0)  # type: ignore[arg-type]
+    index: Any = _ModeIndex({("损失函数", "hybrid"): ZH[:1], ("损失函数", "dense"): EN[:1]})
+    results = search_many(index, ["损失函数"], SearchOptions(k=2), cross_script_weight=1.0)
     assert {e.id for e in results} == {ZH[0].id, EN[0].id}

@@ -98,7 +98,7 @@ def search_many(
     reranker: Reranker | None = None,
     rrf_k: int = 60,
     translations: Sequence[str] = (),
-    translation_weight: float = 1.0,
+    translation_weight: float = 2.0,
     cross_script_weight: float = 0.0,
 ) -> list[Evidence]:
     """Search several phrasings of one need at once and return one de-duplicated list.
