@@ -156,6 +156,21 @@ class RetrievalSettings(BaseModel):
     rerank_weight: float = Field(
         2.0, description="Weight of query coverage against the (scaled) retrieval score."
     )
+    translation_weight: float = Field(
+        2.0,
+        description="Weight of each query translation (search_many's translations=) "
+        "against 1 for each original query when their results are fused; 2 measured best "
+        "on Chinese questions about an English paper (docs/benchmarks.md).",
+    )
+    cross_script_weight: float = Field(
+        0.0,
+        description="Hybrid search: weight of the dense side's hits written in another "
+        "script than the query (English passages for a Chinese query and the reverse), "
+        "fused as a second ranking. 0: off, because it costs same-language search (weight "
+        "1: SQuAD R@1 -0.017, CMRC -0.001; weight 2: CMRC -0.067); 1 is the measured "
+        "compromise when the request's language differs from the material's and no model "
+        "translates (docs/benchmarks.md).",
+    )
     result_token_budget: int = Field(
         1500, description="Approximate token budget of one search tool observation."
     )

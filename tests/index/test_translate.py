@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from deepfolder.index.translate import (
+    keep_terms,
     language_name,
     needs_translation,
     parse_translations,
@@ -58,8 +59,22 @@ def test_failures_and_bad_replies_give_an_empty_list() -> None:
     assert translate_queries(ScriptedModel(["not json at all"]), ["奖励模型"], "en") == []
     assert translate_queries(ScriptedModel(['{"translations": "x"}']), ["奖励模型"], "en") == []
     # an echo of the query is no translation; extra items are cut to one per query
-    echo = ScriptedModel(['{"translations": ["奖励模型", "reward model", "extra"]}'])
-    assert translate_queries(echo, ["奖励模型"], "en") == ["reward model"]
+    assert (
+        translate_queries(ScriptedModel(['{"translations": ["奖励模型"]}']), ["奖励模型"], "en")
+        == []
+    )
+    extra = ScriptedModel(['{"translations": ["reward model", "extra"]}'])
+    assert translate_queries(extra, ["奖励模型"], "en") == ["reward model"]
+
+
+def test_latin_terms_the_model_dropped_are_kept() -> None:
+    """Measured: the embedded model translated "Unlikelihood 基线方法" as "Baseline method"."""
+    model = ScriptedModel(['{"translations": ["Baseline method", "PPO instability"]}'])
+    out = translate_queries(model, ["Unlikelihood 基线方法", "PPO 的不稳定性"], "en")
+    assert out == ["Baseline method Unlikelihood", "PPO instability"]
+    assert keep_terms("TL;DR 摘要的胜率", "summary win rate") == "summary win rate TL DR"
+    assert keep_terms("CNN/DailyMail 上的表现", "results") == "results CNN/DailyMail"
+    assert keep_terms("GPT-4 评判", "GPT-4 judgments") == "GPT-4 judgments"
 
 
 def test_parse_translations_is_lenient() -> None:

@@ -98,8 +98,28 @@ def translate_queries(
     except ModelError:
         return []
     originals = set(todo)
-    out = [t for t in parse_translations(reply.content or "") if t not in originals]
-    return list(dict.fromkeys(out))[: len(todo)]
+    parsed = parse_translations(reply.content or "")[: len(todo)]
+    out = [
+        keep_terms(q, t) if mainly_cjk(q) else t
+        for q, t in zip(todo, parsed, strict=False)
+        if t not in originals
+    ]
+    return list(dict.fromkeys(out))
+
+
+_TERM = re.compile(r"[A-Za-z0-9][A-Za-z0-9+#./-]*[A-Za-z0-9+#]|[A-Za-z]")
+
+
+def keep_terms(query: str, translation: str) -> str:
+    """The translation, plus the Latin-script terms of a CJK query that it lost.
+
+    Names and abbreviations written in Latin letters inside a Chinese query ("Unlikelihood
+    基线方法", "TL;DR 摘要") are usually the words the English source uses; the small model
+    sometimes drops them ("Baseline method"), so they are appended.
+    """
+    have = translation.lower()
+    lost = [t for t in dict.fromkeys(_TERM.findall(query)) if t.lower() not in have]
+    return " ".join([translation, *lost]) if lost else translation
 
 
 def parse_translations(text: str) -> list[str]:
