@@ -39,7 +39,7 @@ DATA = next(
         if p.exists()
     ),
     REPO / ".." / "shared" / "data",
-)
+).resolve()
 QUERIES = REPO / "benchmarks" / "data" / "dpo_zh_queries.json"
 WORK = Path("/tmp/deepfolder-bench/xlingual-dpo")
 KS = (1, 3, 5, 10)

@@ -26,7 +26,7 @@ DATA = next(
         if p.exists()
     ),
     REPO / ".." / "shared" / "data",
-)
+).resolve()
 
 
 def main() -> int:
