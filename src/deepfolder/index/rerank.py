@@ -5,9 +5,10 @@ script (``configured_reranker``; ``ByQueryScript``): Chinese (CJK) queries get t
 model-free coverage reranker, English (Latin-script) queries the packaged English
 cross-encoder (``index/cross_encoder.py``) when it is installed. The rerankers:
 
-``CoverageReranker`` (the default, no model): reorders the first ``depth`` results by how
-much of the query's wording each contains, counted in units that do not depend on word
-segmentation — single CJK characters and whole Latin words, and adjacent pairs of them.
+``CoverageReranker`` (Chinese queries' reranker, no model): reorders the first ``depth``
+results by how much of the query's wording each contains, counted in units that do not
+depend on word segmentation — single CJK characters and whole Latin words, and adjacent
+pairs of them.
 BM25 over jieba words misses when the query and the passage are cut differently, and it
 ignores word order, so between two chunks of the same article (one naming the subject,
 one holding the asked fact) it often prefers the wrong one; the character-pair coverage
