@@ -4,11 +4,18 @@ dense side's other-script hits fused into the pool."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from deepfolder.index.base import SearchOptions
+from deepfolder.index.embed import Embedder
+from deepfolder.index.embedded import EmbeddedIndex
 from deepfolder.index.query import search_many, search_one
+from deepfolder.index.rerank import configured_reranker
+from deepfolder.index.translate import translate_queries
+from deepfolder.llm.fake import ScriptedModel
 from deepfolder.records import Evidence, Locator, Segment, Source
+from deepfolder.settings import RetrievalSettings
 
 
 @dataclass
@@ -82,3 +89,44 @@ def test_cross_script_weight_passes_through_search_many() -> None:
     index: Any = _ModeIndex({("损失函数", "hybrid"): ZH[:1], ("损失函数", "dense"): EN[:1]})
     results = search_many(index, ["损失函数"], SearchOptions(k=2), cross_script_weight=1.0)
     assert {e.id for e in results} == {ZH[0].id, EN[0].id}
+
+
+def test_a_chinese_question_finds_the_english_page_through_its_translation(
+    embedder: Embedder, tmp_path: Path
+) -> None:
+    """Real index, embedder and configured reranker; the translation comes from a fake
+    model through translate_queries, as the pipeline will call it."""
+    paper = Source("paper.pdf", "paper.pdf", "pdf", title="Preference optimization")
+    web = [Source(f"web.json#{i}", "web.json", "article", article=i) for i in range(3)]
+    pages = [
+        "The Bradley-Terry model gives the probability that one answer is preferred over "
+        "another from the difference of their rewards.",
+        "We train the policy with a binary cross-entropy loss on preference pairs.",
+        "Experiments use the IMDb dataset for controlled sentiment generation.",
+    ]
+    articles = [
+        "两个回答哪个更好？偏好的概率在心理学中由很多因素决定，奖励会改变人的选择。",
+        "损失函数衡量预测误差，常见的有均方误差和交叉熵，差值越小越好。",
+        "消费者的偏好与商品价格之间的差值关系，经济学用效用函数描述。",
+    ]
+    segments = [
+        Segment.create(paper.id, text, Locator(page=i + 1), i) for i, text in enumerate(pages)
+    ] + [
+        Segment.create(s.id, text, Locator(article=s.article, chunk=1), 0)
+        for s, text in zip(web, articles, strict=True)
+    ]
+    index = EmbeddedIndex(tmp_path / "idx", embedder=embedder)
+    index.add([paper, *web], segments)
+    query = "两个回答之间的偏好概率如何由奖励差值给出"
+    model = ScriptedModel(
+        ['{"translations": ["how the preference probability of two answers follows from '
+         'their reward difference"]}']
+    )  # fmt: skip
+    options = SearchOptions(k=3)
+    reranker = configured_reranker(RetrievalSettings())
+    before = search_many(index, [query], options, reranker=reranker)
+    assert before[0].source.id.startswith("web.json")  # the Chinese pages win today
+    translations = translate_queries(model, [query], "en")
+    after = search_many(index, [query], options, reranker=reranker, translations=translations)
+    assert after[0].id == segments[0].id
+    index.close()
