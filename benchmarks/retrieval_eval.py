@@ -1,8 +1,12 @@
-"""CMRC 2018 trial retrieval table (lexical / dense / hybrid / hybrid+rerank).
+"""Retrieval tables (lexical / dense / hybrid / +rerank) on CMRC 2018 or English SQuAD.
 
-    python benchmarks/retrieval_eval.py [--chunk-chars 400] [--overlap 60] [--lexical-only]
+    python benchmarks/retrieval_eval.py [--set cmrc|squad] [--chunk-chars 400] [--overlap 60]
+        [--lexical-only] [--reranker coverage|none]
 
-Distractors: the case collections (long_context*.json, duplicates removed) and THUCNews.
+Distractors: the case collections (long_context*.json, duplicates removed), and for
+CMRC also THUCNews. The +rerank rows use ``retrieval.rerank`` (auto: the English
+cross-encoder for English queries when installed, coverage for Chinese ones) unless
+``--reranker`` names one.
 The index is kept under /tmp/deepfolder-bench/ so re-runs (other fusion weights) skip the
 embedding. Skips cleanly when ../shared/data is absent.
 """
@@ -14,7 +18,15 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO / ".." / "shared" / "data"
+# ../shared/data beside the checkout (a git worktree one level deeper also finds it)
+DATA = next(
+    (
+        p
+        for p in (REPO / ".." / "shared" / "data", REPO / ".." / ".." / "shared" / "data")
+        if p.exists()
+    ),
+    REPO / ".." / "shared" / "data",
+).resolve()
 
 
 def main() -> int:
@@ -27,17 +39,26 @@ def main() -> int:
     parser.add_argument("--weights", type=float, nargs=2, default=None)
     parser.add_argument("--rrf-k", type=int, default=None)
     parser.add_argument("--modes", nargs="*", default=None)
+    parser.add_argument("--set", choices=["cmrc", "squad"], default="cmrc")
+    parser.add_argument("--reranker", choices=["coverage", "none"], default=None)
     args = parser.parse_args()
-    qa = DATA / "retrieval" / "cmrc2018_trial.json"
+    qa = (
+        DATA
+        / "retrieval"
+        / ("cmrc2018_trial.json" if args.set == "cmrc" else "squad_dev_3articles.json")
+    )
     if not qa.exists():
         print(f"skipped: {qa} is absent")
         return 0
     from deepfolder.eval.retrieval import eval_retrieval_command
     from deepfolder.settings import Settings
 
-    distractors = [*sorted(DATA.glob("cases/*/long_context*.json")), DATA / "corpora" / "thucnews"]
+    distractors = sorted(DATA.glob("cases/*/long_context*.json"))
+    if args.set == "cmrc":
+        distractors.append(DATA / "corpora" / "thucnews")
     settings = Settings.model_validate({"retrieval": {"dense": not args.lexical_only}})
-    tag = f"cmrc-{args.chunk_chars}-{args.overlap}-{'lex' if args.lexical_only else 'dense'}"
+    kind = "lex" if args.lexical_only else "dense"
+    tag = f"{args.set}-{args.chunk_chars}-{args.overlap}-{kind}"
     argv = [
         str(qa),
         "--distractors",
@@ -61,6 +82,8 @@ def main() -> int:
         argv += ["--rrf-k", str(args.rrf_k)]
     if args.modes:
         argv += ["--modes", *args.modes]
+    if args.reranker:
+        argv += ["--reranker", args.reranker]
     return eval_retrieval_command(argv, settings=settings)
 
 

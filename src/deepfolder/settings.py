@@ -166,15 +166,43 @@ class RetrievalSettings(BaseModel):
         "(the packaged embedder is weaker than BM25 on Chinese QA; it mainly adds "
         "cross-lingual and paraphrase matches).",
     )
-    rerank: Literal["coverage", "none"] = Field(
-        "coverage",
+    rerank: Literal["auto", "coverage", "cross-encoder", "none"] = Field(
+        "auto",
         description="Reranking of the top hits: 'coverage' reorders them by how much of the "
-        "query's characters and character pairs each contains (no model; measured in "
-        "docs/benchmarks.md); 'none' keeps the fused order.",
+        "query's characters and character pairs each contains (no model); 'cross-encoder' "
+        "rescores the English passages of English (Latin-script) queries with the packaged "
+        "English cross-encoder (extra `rerank-en`) and uses coverage for Chinese queries; "
+        "'auto' is 'cross-encoder' when its package is installed, else 'coverage'; 'none' "
+        "keeps the fused order. Measured in docs/benchmarks.md.",
     )
     rerank_depth: int = Field(20, description="How many top hits the reranker reorders.")
+    cross_encoder_depth: int = Field(
+        20,
+        description="How many top hits of an English query the cross-encoder rescores "
+        "(its cost grows with this: one passage pair is ~10-40 ms on 2 busy cores).",
+    )
+    cross_encoder_max_tokens: int = Field(
+        256,
+        description="Word pieces of query + passage the cross-encoder reads per pair (longer "
+        "passages are cut; cost grows with this).",
+    )
     rerank_weight: float = Field(
         2.0, description="Weight of query coverage against the (scaled) retrieval score."
+    )
+    translation_weight: float = Field(
+        2.0,
+        description="Weight of each query translation (search_many's translations=) "
+        "against 1 for each original query when their results are fused; 2 measured best "
+        "on Chinese questions about an English paper (docs/benchmarks.md).",
+    )
+    cross_script_weight: float = Field(
+        0.0,
+        description="Hybrid search: weight of the dense side's hits written in another "
+        "script than the query (English passages for a Chinese query and the reverse), "
+        "fused as a second ranking. 0: off, because it costs same-language search (weight "
+        "1: SQuAD R@1 -0.017, CMRC -0.001; weight 2: CMRC -0.067); 1 is the measured "
+        "compromise when the request's language differs from the material's and no model "
+        "translates (docs/benchmarks.md).",
     )
     result_token_budget: int = Field(
         1500, description="Approximate token budget of one search tool observation."

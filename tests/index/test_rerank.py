@@ -107,9 +107,11 @@ def test_coverage_works_with_negative_scores_by_rank() -> None:
 
 
 def test_configured_reranker() -> None:
-    assert isinstance(configured_reranker(RetrievalSettings()), CoverageReranker)
+    assert isinstance(configured_reranker(RetrievalSettings(rerank="coverage")), CoverageReranker)
     assert configured_reranker(RetrievalSettings(rerank="none")) is None
-    custom = configured_reranker(RetrievalSettings(rerank_depth=5, rerank_weight=0.5))
+    custom = configured_reranker(
+        RetrievalSettings(rerank="coverage", rerank_depth=5, rerank_weight=0.5)
+    )
     assert isinstance(custom, CoverageReranker) and (custom.depth, custom.weight) == (5, 0.5)
 
 

@@ -1,10 +1,14 @@
 """Reranking the top hits: a ``reranker(query, results) -> results`` callable.
 
-No package carries a multilingual cross-encoder, so deepfolder has two rerankers:
+No package carries a multilingual cross-encoder, so the reranker depends on the query's
+script (``configured_reranker``; ``ByQueryScript``): Chinese (CJK) queries get the
+model-free coverage reranker, English (Latin-script) queries the packaged English
+cross-encoder (``index/cross_encoder.py``) when it is installed. The rerankers:
 
-``CoverageReranker`` (the default, no model): reorders the first ``depth`` results by how
-much of the query's wording each contains, counted in units that do not depend on word
-segmentation — single CJK characters and whole Latin words, and adjacent pairs of them.
+``CoverageReranker`` (Chinese queries' reranker, no model): reorders the first ``depth``
+results by how much of the query's wording each contains, counted in units that do not
+depend on word segmentation — single CJK characters and whole Latin words, and adjacent
+pairs of them.
 BM25 over jieba words misses when the query and the passage are cut differently, and it
 ignores word order, so between two chunks of the same article (one naming the subject,
 one holding the asked fact) it often prefers the wrong one; the character-pair coverage
@@ -22,32 +26,24 @@ per query.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
-import unicodedata
 from dataclasses import replace
 from itertools import pairwise
 from typing import Protocol
 
 from deepfolder.index.fusion import searchable_text
+from deepfolder.index.script import coverage_units, units_mainly_cjk
 from deepfolder.llm.base import ChatModel, ModelError
 from deepfolder.records import Evidence
 from deepfolder.settings import RetrievalSettings
 
+log = logging.getLogger("deepfolder.index")
+
 
 class Reranker(Protocol):
     def __call__(self, query: str, results: list[Evidence]) -> list[Evidence]: ...
-
-
-_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
-_UNIT = re.compile(f"[{_CJK}]|[^\\W_{_CJK}]+")
-_CJK_CHAR = re.compile(f"[{_CJK}]")
-"""One CJK character (Han, kana, hangul), or a run of other letters/digits (a word)."""
-
-
-def coverage_units(text: str) -> list[str]:
-    """The text as segmentation-free units: CJK characters and lower-cased words."""
-    return _UNIT.findall(unicodedata.normalize("NFKC", text).lower())
 
 
 def _grams(units: list[str]) -> set[str]:
@@ -76,9 +72,9 @@ class CoverageReranker:
         wanted = _grams(query_units)
         if len(head) < 2 or not wanted:
             return results
-        cjk_query = _mainly_cjk(query_units)
+        cjk_query = units_mainly_cjk(query_units)
         units = [coverage_units(searchable_text(ev.source, ev.segment.text)) for ev in head]
-        comparable = [i for i, u in enumerate(units) if _mainly_cjk(u) == cjk_query]
+        comparable = [i for i, u in enumerate(units) if units_mainly_cjk(u) == cjk_query]
         if not comparable:
             return results
         have = {i: _grams(units[i]) for i in comparable}
@@ -101,12 +97,6 @@ class CoverageReranker:
         ]
         scored.sort(key=lambda t: (t[0], t[1]), reverse=True)
         return [replace(ev, score=round(score, 6)) for score, _, ev in scored] + tail
-
-
-def _mainly_cjk(units: list[str]) -> bool:
-    """Whether most units are CJK characters (a Latin word counts as one unit)."""
-    cjk = sum(1 for u in units if len(u) == 1 and _CJK_CHAR.match(u))
-    return cjk * 2 > len(units)
 
 
 def _base_scores(results: list[Evidence]) -> list[float]:
@@ -171,8 +161,48 @@ def _parse_order(text: str, n: int) -> list[int]:
     return [i for i in dict.fromkeys(numbers) if 1 <= i <= n]
 
 
+class ByQueryScript:
+    """Hand a query to the reranker of its script: ``cjk`` for a query written mainly in
+    CJK characters, ``latin`` for any other (None: keep that query's order)."""
+
+    def __init__(self, *, cjk: Reranker | None, latin: Reranker | None) -> None:
+        self.cjk = cjk
+        self.latin = latin
+
+    def __call__(self, query: str, results: list[Evidence]) -> list[Evidence]:
+        reranker = self.cjk if units_mainly_cjk(coverage_units(query)) else self.latin
+        return reranker(query, results) if reranker is not None else results
+
+
+_missing_reported = False
+
+
 def configured_reranker(retrieval: RetrievalSettings) -> Reranker | None:
-    """The reranker ``retrieval.rerank`` names (None for 'none')."""
+    """The reranker ``retrieval.rerank`` names (None for 'none').
+
+    'cross-encoder' raises ``CrossEncoderUnavailable`` (naming the package to install)
+    when the model is missing; 'auto' then falls back to coverage and logs that once.
+    """
+    if retrieval.rerank == "none":
+        return None
+    coverage = CoverageReranker(depth=retrieval.rerank_depth, weight=retrieval.rerank_weight)
     if retrieval.rerank == "coverage":
-        return CoverageReranker(depth=retrieval.rerank_depth, weight=retrieval.rerank_weight)
-    return None
+        return coverage
+    from deepfolder.index import cross_encoder
+
+    if retrieval.rerank == "auto" and not cross_encoder.available():
+        global _missing_reported
+        if not _missing_reported:
+            _missing_reported = True
+            log.warning(
+                "English queries are reranked without the cross-encoder: install it with "
+                "`%s` (extra rerank-en), or set retrieval.rerank = 'coverage'",
+                cross_encoder.INSTALL_HINT,
+            )
+        return coverage
+    cross_encoder.model_dir()  # raises with the install command when the model is missing
+    english = cross_encoder.CrossEncoderReranker(
+        cross_encoder.shared_cross_encoder(retrieval.cross_encoder_max_tokens),
+        depth=retrieval.cross_encoder_depth,
+    )
+    return ByQueryScript(cjk=coverage, latin=english)
