@@ -48,6 +48,7 @@ from deepfolder.tools.base import (
     quote_material,
     without_instructions,
 )
+from deepfolder.validate.citations import remove_citations
 from deepfolder.validate.constraints import RequestConstraints, cjk_ratio
 from deepfolder.validate.document import is_reference_title
 from deepfolder.validate.length import count_length
@@ -468,66 +469,104 @@ def write_section(
         return draft
     if plan.kind == "references":
         return draft
-    evidence = yield from gather_evidence(state, plan, extra_evidence)
-    is_data = plan.heading in state.data_sections
-    if is_data:
-        evidence = state.analysis + evidence[: max(2, len(evidence) - len(state.analysis))]
+    evidence = yield from section_evidence(state, plan, extra_evidence)
     draft.evidence = evidence
     if not evidence:
         draft.text = grounding.no_evidence_text(plan.title, state.brief, state.language)
         yield NoteStep(turn=state.turn, message=f"no evidence for {plan.heading}", level="warning")
         return draft
-    budget = plan.budget
     text = ""
-    shown = evidence
     for attempt in range(2):
         # A short first draft is not "expanded" (the small model tends to return the same
         # text); instead the model continues the section from the excerpts it has not
         # used yet, and the new paragraph is appended.
-        remaining = budget - count_length(text, state.unit)
-        prompt = write_prompt(
-            state,
-            plan,
-            shown,
-            max(60, remaining),
-            [*grounding.section_notes(plan.title, state.brief, state.language), *(notes or [])],
-        )
-        if attempt:
-            prompt += (
-                f"\n\n本节已经写好的部分如下，请接着写一段新的内容，不要重复：\n{text}"
-                if state.zh
-                else f"\n\nThe section so far is below; write one more paragraph that does not repeat it:\n{text}"
-            )
-        tokens = min(state.max_tokens, int(budget * (1.2 if state.zh else 2.0)) + 200)
-        response, step = ask(
-            state,
-            prompt,
-            max_tokens=tokens,
-            purpose=f"write {plan.heading}" + (" (continued)" if attempt else ""),
-        )
-        yield step
-        new = clean_section_text(response.content or "", plan)
-        if state.zh:
-            new = yield from in_chinese(state, new)
-        if attempt == 0:
-            text = new
-        elif new and new not in text:
-            text = f"{text}\n\n{new}"
-        if count_length(text, state.unit) >= 0.6 * budget:
+        text = yield from _write_more(state, plan, evidence, text, plan.budget, notes)
+        if count_length(text, state.unit) >= 0.75 * plan.budget or (not attempt and not text):
             break
-        cited = set(re.findall(r"E[0-9a-f]{8}", attach_citations(text, evidence)))
-        shown = [e for e in evidence if e.id not in cited] or evidence
-    if count_length(text, state.unit) > 1.2 * budget:
-        text = trim_to(text, int(1.1 * budget), state.unit)
+    if count_length(text, state.unit) > 1.2 * plan.budget:
+        text = trim_to(text, int(1.1 * plan.budget), state.unit)
     if state.brief is not None:
         text, identity = grounding.state_identity(plan.title, text, state.brief, state.language)
         state.ctx.remember(identity)
-    draft.text = attach_citations(text, evidence)
-    if state.primary:
-        draft.text = cite_user_material(draft.text, evidence)
+    draft.text = _cite(state, text, evidence)
     if plan.heading == state.figure_section and state.figures:
         draft.text += "\n\n" + "\n\n".join(figure_line(f) for f in state.figures)
     return draft
+
+
+def expand_section(
+    state: PipelineState, plan: SectionPlan, text: str, more: int, notes: list[str] | None = None
+) -> Generator[Step, None, str]:
+    """A section that is too short keeps what it says and gets about ``more`` units
+    more, written from passages it does not cite yet (a rewrite from scratch comes out
+    as short as the first draft)."""
+    evidence = yield from section_evidence(state, plan, extra=2)
+    if not evidence:
+        return text
+    cited = set(re.findall(r"E[0-9a-f]{8}", text))
+    bare = remove_citations(text).strip()
+    target = count_length(bare, state.unit) + more
+    longer = yield from _write_more(state, plan, evidence, bare, target, notes, avoid=cited)
+    added = longer[len(bare) :].strip() if longer.startswith(bare) else ""
+    if not added:
+        return text
+    return f"{text.rstrip()}\n\n{_cite(state, added, evidence)}"
+
+
+def section_evidence(
+    state: PipelineState, plan: SectionPlan, extra: int = 0
+) -> Generator[Step, None, list[Evidence]]:
+    """The section's passages; a section written again may use its own earlier ones."""
+    for d in state.drafts:
+        if d.plan.title == plan.title:
+            state.used_ids -= {e.id for e in d.evidence}
+    evidence = yield from gather_evidence(state, plan, extra)
+    if plan.heading in state.data_sections:
+        evidence = state.analysis + evidence[: max(2, len(evidence) - len(state.analysis))]
+    return evidence
+
+
+def _write_more(
+    state: PipelineState,
+    plan: SectionPlan,
+    evidence: list[Evidence],
+    text: str,
+    budget: int,
+    notes: list[str] | None,
+    avoid: set[str] | None = None,
+) -> Generator[Step, None, str]:
+    """One writing call: the section's first text, or (``text`` given) one more
+    paragraph from the passages ``text`` does not cite yet, appended."""
+    cited = set(avoid or ()) | set(re.findall(r"E[0-9a-f]{8}", attach_citations(text, evidence)))
+    shown = [e for e in evidence if e.id not in cited] or evidence
+    remaining = budget - count_length(text, state.unit)
+    section_notes = grounding.section_notes(plan.title, state.brief, state.language)
+    prompt = write_prompt(state, plan, shown, max(60, remaining), [*section_notes, *(notes or [])])
+    if text:
+        prompt += (
+            f"\n\n本节已经写好的部分如下，请接着写一段新的内容，不要重复：\n{text}"
+            if state.zh
+            else f"\n\nThe section so far is below; write one more paragraph that does not repeat it:\n{text}"
+        )
+    tokens = min(state.max_tokens, int(budget * (1.2 if state.zh else 2.0)) + 200)
+    response, step = ask(
+        state,
+        prompt,
+        max_tokens=tokens,
+        purpose=f"write {plan.heading}" + (" (continued)" if text else ""),
+    )
+    yield step
+    new = clean_section_text(response.content or "", plan)
+    if state.zh:
+        new = yield from in_chinese(state, new)
+    if not text:
+        return new
+    return f"{text}\n\n{new}" if new and new not in text else text
+
+
+def _cite(state: PipelineState, text: str, evidence: list[Evidence]) -> str:
+    cited = attach_citations(text, evidence)
+    return cite_user_material(cited, evidence) if state.primary else cited
 
 
 def assemble(state: PipelineState) -> str:

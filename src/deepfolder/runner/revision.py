@@ -20,14 +20,14 @@ import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from deepfolder.agent.loop import prompt_hash
 from deepfolder.agent.pipeline import (
     PipelineState,
-    SectionDraft,
     SectionPlan,
     ask,
+    expand_section,
     trim_to,
     write_section,
 )
@@ -59,6 +59,9 @@ def _without_image_bytes(messages: list[dict[str, Any]]) -> list[dict[str, Any]]
         return value
 
     return [shrink(m) for m in messages]
+
+
+T = TypeVar("T")
 
 
 class RecordedModel:
@@ -187,6 +190,15 @@ class Revisor:
             # Only too long: cut whole sentences in code; citations stay with their sentences.
             size = count_length(section.body, self.state.unit)
             return trim_to(section.body, section_budget(instructions, size, size), self.state.unit)
+        if (
+            self.policy == "pipeline"
+            and instructions
+            and all((i.length_change or 0) > 0 for i in instructions)
+        ):
+            # Only too short: the section keeps what it says and is continued.
+            more = max(i.length_change or 0 for i in instructions)
+            plan = self._plan_for(section.title)
+            return self._drain(expand_section(self.state, plan, section.body, more, notes))
         if self.policy == "pipeline":
             plan = self._plan_for(section.title)
             budget = section_budget(
@@ -210,7 +222,7 @@ class Revisor:
         heading = f"## {required.label}{required.title}"
         return heading + "\n\n" + self._model_rewrite(heading, "", notes)
 
-    def _drain(self, gen: Generator[Step, None, SectionDraft]) -> SectionDraft:
+    def _drain(self, gen: Generator[Step, None, T]) -> T:
         while True:
             try:
                 self._record(next(gen))
