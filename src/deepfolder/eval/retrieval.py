@@ -347,7 +347,8 @@ def run_retrieval_eval(
     answerable, chunks``; a ``…+rerank`` row without a reranker, or a dense/hybrid row
     with dense retrieval off, has ``available: False`` and no numbers.
     """
-    import tempfile
+    import shutil
+import tempfile
 
     settings = settings or Settings()
     for mode in modes:
@@ -367,7 +368,9 @@ def run_retrieval_eval(
             progress(note)
     tmp: tempfile.TemporaryDirectory[str] | None = None
     if index_dir is None:
-        tmp = tempfile.TemporaryDirectory(prefix="deepfolder-eval-")
+        # tantivy may still write a file (its lock, a merged segment) as the index
+        # closes, which would make a plain cleanup fail on a non-empty directory
+        tmp = tempfile.TemporaryDirectory(prefix="deepfolder-eval-", ignore_cleanup_errors=True)
         index_dir = Path(tmp.name) / "index"
     index = build_eval_index(index_dir, docs, settings, progress=progress)
     try:
@@ -389,6 +392,7 @@ def run_retrieval_eval(
         index.close()
         if tmp is not None:
             tmp.cleanup()
+            shutil.rmtree(tmp.name, ignore_errors=True)  # what the first pass raced with
     return rows
 
 
