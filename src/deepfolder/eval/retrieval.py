@@ -348,7 +348,7 @@ def run_retrieval_eval(
     with dense retrieval off, has ``available: False`` and no numbers.
     """
     import shutil
-import tempfile
+    import tempfile
 
     settings = settings or Settings()
     for mode in modes:
