@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from runner.test_resume import COMPARED_OUTPUTS
 from scripted_server import ScriptedServer, completion, tool_call
 
 pytestmark = pytest.mark.reliability
@@ -36,14 +37,6 @@ SURVEY = (
     "读者调查：60岁以上读者占借阅人数的31%，其中多数希望有人指导使用电子书。\n\n"
     "夜间开放的分馆借阅量比其他分馆高出两成。\n"
 )
-COMPARED_OUTPUTS = [
-    "report.md",
-    "report.html",
-    "report.original.md",
-    "comparison.txt",
-    "validation.json",
-    "evidence.jsonl",
-]
 
 
 def scripted_agent(body: dict[str, Any]) -> dict[str, Any]:
