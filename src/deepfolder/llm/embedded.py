@@ -21,6 +21,8 @@ are sent as Qwen's ``<tool_call>`` / ``<tool_response>`` text turns.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import json
 import os
 import threading
@@ -125,6 +127,8 @@ def load_llama(path: Path, n_ctx: int, n_threads: int) -> Any:
         if key not in _LOADED:
             import llama_cpp
 
+            if not _LOADED:  # freed before the interpreter tears down llama_cpp's globals
+                atexit.register(close_loaded)
             _LOADED[key] = llama_cpp.Llama(
                 model_path=str(path),
                 n_ctx=n_ctx,
@@ -135,6 +139,16 @@ def load_llama(path: Path, n_ctx: int, n_threads: int) -> Any:
                 verbose=False,
             )
         return _LOADED[key]
+
+
+def close_loaded() -> None:
+    """Free every loaded model now: freed later, during interpreter shutdown,
+    llama_cpp's ``__del__`` finds its library functions gone and prints tracebacks."""
+    with _LOAD_LOCK:
+        for llama in _LOADED.values():
+            with contextlib.suppress(Exception):
+                llama.close()
+        _LOADED.clear()
 
 
 def set_threads(llama: Any, n_threads: int) -> None:
