@@ -177,3 +177,17 @@ def test_clean_drops_note_fragments_and_echoed_labels() -> None:
     assert clean_section_text(raw, plan) == (
         "DPO 用一个简单的分类损失直接优化偏好。\n实验表明其效果与PPO相当"
     )
+
+
+def test_clean_collapses_a_phrase_the_model_repeats_in_a_loop() -> None:
+    plan = SectionPlan("（3）", "关键技术解析", 300)
+    raw = "在视频中，DPO 的损失函数、PPO 算法、PPO 算法、PPO 算法、PPO 算法、PPO 算法。"
+    assert clean_section_text(raw, plan) == "在视频中，DPO 的损失函数、PPO 算法。"
+
+
+def test_a_continuation_does_not_copy_the_lines_already_written() -> None:
+    from deepfolder.agent.section_text import new_lines
+
+    text = "DPO 不需要奖励模型[E12345678]。\n它用二元交叉熵损失训练。"
+    addition = "DPO 不需要奖励模型。\n实验覆盖三个任务。"
+    assert new_lines(addition, text) == "实验覆盖三个任务。"

@@ -30,7 +30,7 @@ from deepfolder.agent import grounding
 from deepfolder.agent.attach import attach_citations, cite_user_material
 from deepfolder.agent.brief import MaterialBrief
 from deepfolder.agent.loop import Conversation, call_model, execute_tool
-from deepfolder.agent.section_text import clean_section_text, trim_to
+from deepfolder.agent.section_text import clean_section_text, new_lines, trim_to
 from deepfolder.llm.base import ChatModel, ChatResponse, ToolCallRequest
 from deepfolder.records import (
     Evidence,
@@ -561,7 +561,8 @@ def _write_more(
         new = yield from in_chinese(state, new)
     if not text:
         return new
-    return f"{text}\n\n{new}" if new and new not in text else text
+    new = new_lines(new, text)
+    return f"{text}\n\n{new}" if new else text
 
 
 def _cite(state: PipelineState, text: str, evidence: list[Evidence]) -> str:

@@ -35,6 +35,10 @@ PROMPT_ECHO = re.compile(
 PROMPT_ECHO_END = re.compile(r"^(?:本节已经写好的部分如下|The section so far is below)")
 
 
+# A phrase the small model repeats in a loop ("PPO 算法、PPO 算法、PPO 算法、…").
+LOOP = re.compile(r"(\S.{1,24}?)(?:[、，,；;\s]*\1){3,}")
+
+
 def is_fragment(line: str) -> bool:
     """A short line that is no sentence ("NeurIPS 2023", "中文", "2024年7月29日",
     "Sharma, Archit - 作者2"): the small model's notes, not prose of a report."""
@@ -79,7 +83,20 @@ def clean_section_text(text: str, plan: SectionPlan) -> str:
     out = "\n".join(lines).strip()
     for pattern in CLEAN_PATTERNS:
         out = pattern.sub("", out)
+    out = LOOP.sub(r"\1", out)
     return re.sub(r"\n{3,}", "\n\n", out)
+
+
+def new_lines(addition: str, text: str) -> str:
+    """The lines of ``addition`` that ``text`` does not hold already (a continuation
+    often starts by copying what the section said)."""
+    have = {_line_key(line) for line in text.splitlines() if line.strip()}
+    kept = [line for line in addition.splitlines() if _line_key(line) not in have]
+    return "\n".join(kept).strip()
+
+
+def _line_key(line: str) -> str:
+    return re.sub(r"\[E[0-9a-f]{8}\]|\s", "", line)
 
 
 def trim_to(text: str, budget: int, unit: str) -> str:
