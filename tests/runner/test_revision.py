@@ -136,3 +136,20 @@ def test_agent_revisor_shows_the_users_files_first(tmp_path) -> None:  # type: i
     assert all(ev.id in grounded for ev in own)
     assert grounded.index(own[0].id) < grounded.index(articles[-1].id)
     assert sum(grounded.count(f"[{ev.id}]") for ev in articles) == 27
+
+
+def test_pipeline_revisor_does_not_pad_a_title_section(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from deepfolder.agent.pipeline import SectionDraft, SectionPlan
+    from deepfolder.validate.document import Section
+
+    def writer(messages, tools):  # type: ignore[no-untyped-def]
+        raise AssertionError("a title section is not written by the model")
+
+    section = Section(1, 2, "（1）报告标题", "## （1）报告标题\n\n**新冠疫情监测报告**\n\n")
+    expand = RevisionInstruction(
+        "rewrite_section", "expand this section by ~100 字", 1, "（1）报告标题", length_change=100
+    )
+    with _revisor(tmp_path, writer) as (revisor, _):
+        revisor.state.drafts.append(SectionDraft(SectionPlan("（1）", "报告标题", 0, "title")))
+        out = revisor.rewrite_section(section, [expand])
+    assert out.strip() == "**新冠疫情监测报告**"

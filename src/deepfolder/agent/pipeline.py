@@ -500,6 +500,8 @@ def expand_section(
     """A section that is too short keeps what it says and gets about ``more`` units
     more, written from passages it does not cite yet (a rewrite from scratch comes out
     as short as the first draft)."""
+    if plan.kind != "body":  # a title or reference section is not padded
+        return text
     evidence = yield from section_evidence(state, plan, extra=2)
     if not evidence:
         return text
