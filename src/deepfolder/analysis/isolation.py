@@ -214,6 +214,19 @@ def seccomp_fd() -> int:
 # --- bubblewrap -------------------------------------------------------------------
 
 
+IDENTITY_FLAGS = (
+    "--uid",
+    str(SANDBOX_UID),
+    "--gid",
+    str(SANDBOX_UID),
+    "--disable-userns",
+    "--cap-drop",
+    "ALL",
+)
+"""Who the worker is: nobody, no capabilities, no nested user namespaces (the probe
+uses the same flags, so what it finds is what the worker gets)."""
+
+
 @functools.cache
 def bwrap_problem() -> str | None:
     """Why bwrap cannot build the namespaces here, or None when it can (probed once)."""
@@ -223,13 +236,7 @@ def bwrap_problem() -> str | None:
     argv = [
         bwrap,
         *NAMESPACE_FLAGS,
-        "--uid",
-        str(SANDBOX_UID),
-        "--gid",
-        str(SANDBOX_UID),
-        "--disable-userns",
-        "--cap-drop",
-        "ALL",
+        *IDENTITY_FLAGS,
         "--ro-bind",
         "/usr",
         "/usr",
@@ -303,13 +310,7 @@ def bwrap_command(
     argv = [
         bwrap,
         *NAMESPACE_FLAGS,
-        "--uid",
-        str(SANDBOX_UID),
-        "--gid",
-        str(SANDBOX_UID),
-        "--disable-userns",
-        "--cap-drop",
-        "ALL",
+        *IDENTITY_FLAGS,
         "--die-with-parent",
         "--new-session",
         "--hostname",
