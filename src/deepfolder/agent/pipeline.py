@@ -476,13 +476,18 @@ def write_section(
         yield NoteStep(turn=state.turn, message=f"no evidence for {plan.heading}", level="warning")
         return draft
     text = ""
-    for attempt in range(2):
+    for _ in range(3):
         # A short first draft is not "expanded" (the small model tends to return the same
         # text); instead the model continues the section from the excerpts it has not
-        # used yet, and the new paragraph is appended.
+        # used yet, and the new paragraph is appended. What repeats the report so far is
+        # dropped first, so the length that decides on one more call is the real one.
+        before = text
         text = yield from _write_more(state, plan, evidence, text, plan.budget, notes)
-        if count_length(text, state.unit) >= 0.75 * plan.budget or (not attempt and not text):
-            break
+        text, repeats = _without_repeats(state, text)
+        if repeats:
+            yield NoteStep(turn=state.turn, message=f"removed {repeats} repeated sentence(s)")
+        if count_length(text, state.unit) >= 0.75 * plan.budget or text == before:
+            break  # long enough, or the model has nothing new to add
     if count_length(text, state.unit) > 1.2 * plan.budget:
         text = trim_to(text, int(1.1 * plan.budget), state.unit)
     if state.brief is not None:
@@ -565,6 +570,17 @@ def _write_more(
         return new
     new = new_lines(new, text)
     return f"{text}\n\n{new}" if new else text
+
+
+def _without_repeats(state: PipelineState, text: str) -> tuple[str, int]:
+    """``text`` less the sentences that repeat earlier sections or itself, and how many
+    were removed."""
+    prior = "\n\n".join(d.text for d in state.drafts if d.text)
+    joined = f"{prior}\n\n{text}" if prior else text
+    kept, removed = remove_repeated_sentences(joined)
+    if not removed or (prior and not kept.startswith(prior)):
+        return text, 0  # only later repeats are ever removed; else keep it as written
+    return (kept[len(prior) :].strip() if prior else kept.strip()), len(removed)
 
 
 def _cite(state: PipelineState, text: str, evidence: list[Evidence]) -> str:
