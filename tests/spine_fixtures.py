@@ -61,19 +61,21 @@ def small_index(tmp_path: Path, settings: Settings) -> Index:
         Segment.create(pdf.id, text, Locator(page=p, chunk=1), seq=p - 1)
         for p, text in PAGES.items()
     ]
-    sources = [pdf]
-    for i, (title, text) in enumerate(ARTICLES):
-        art = Source(
-            id=f"long_context.json#{i}",
-            path="long_context.json",
-            kind="article",
-            title=title,
-            article=i,
-        )
-        sources.append(art)
-        segs.append(Segment.create(art.id, text, Locator(article=i, chunk=1), seq=0))
-    index.add(sources, segs)
+    articles, article_segs = collection(ARTICLES)
+    index.add([pdf, *articles], [*segs, *article_segs])
     return index
+
+
+def collection(
+    pages: Sequence[tuple[str, str]], path: str = "long_context.json"
+) -> tuple[list[Source], list[Segment]]:
+    """The sources and one-chunk segments of a web-page collection of (title, text)."""
+    sources, segments = [], []
+    for i, (title, text) in enumerate(pages):
+        art = Source(id=f"{path}#{i}", path=path, kind="article", title=title, article=i)
+        sources.append(art)
+        segments.append(Segment.create(art.id, text, Locator(article=i, chunk=1), seq=0))
+    return sources, segments
 
 
 def small_context(tmp_path: Path) -> ToolContext:

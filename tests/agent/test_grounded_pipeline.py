@@ -76,17 +76,8 @@ def _context(tmp_path: Path, *, with_video: bool) -> ToolContext:
                 Locator(start=0.0, end=21.5),
             )
         )
-    for i, (title, text) in enumerate(WEB):
-        art = Source(
-            id=f"long_context.json#{i}",
-            path="long_context.json",
-            kind="article",
-            title=title,
-            article=i,
-        )
-        sources.append(art)
-        segs.append(Segment.create(art.id, text, Locator(article=i, chunk=1)))
-    index.add(sources, segs)
+    articles, article_segs = spine_fixtures.collection(WEB)
+    index.add([*sources, *articles], [*segs, *article_segs])
     settings.agent.section_evidence = 3  # a small folder: each section its own passages
     return ToolContext(index=index, settings=settings, folder=tmp_path, services={"language": "zh"})
 

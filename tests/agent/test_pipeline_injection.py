@@ -49,20 +49,10 @@ def test_injection_pages_do_not_reach_the_small_model(tmp_path: Path) -> None:
         [pdf],
         [Segment.create(pdf.id, t, Locator(page=p, chunk=1), seq=p) for p, t in REPORT.items()],
     )
-    for i, page in enumerate(INJECTION_PAGES):
-        art = Source(
-            id=f"long_context.json#{i}",
-            path="long_context.json",
-            kind="article",
-            title=page["title"],
-            article=i,
-        )
-        sources.append(art)
-        # each page also talks about libraries, so searches find it
-        segs.append(
-            Segment.create(art.id, "图书馆 " + page["content"], Locator(article=i, chunk=1))
-        )
-    index.add(sources, segs)
+    # each page also talks about libraries, so searches find it
+    pages = [(page["title"], "图书馆 " + page["content"]) for page in INJECTION_PAGES]
+    articles, article_segs = spine_fixtures.collection(pages)
+    index.add([*sources, *articles], [*segs, *article_segs])
     ctx = ToolContext(index=index, settings=settings, folder=tmp_path, services={"language": "zh"})
     state = pipeline_state(ctx, REQUEST, FunctionModel(_gullible, is_local=True))
     state.brief = build_brief(index)
