@@ -12,12 +12,11 @@ from deepfolder.agent.grounding import (
     choose_evidence,
     material_notes,
     missing_material,
-    refers_to_user_material,
-    requested_material,
     section_queries,
     section_scope,
 )
 from deepfolder.records import Evidence, Locator, Segment, Source
+from deepfolder.validate.constraints import material_references
 
 CASES = Path(__file__).resolve().parents[3] / "shared" / "data" / "cases" / "query.jsonl"
 
@@ -37,8 +36,9 @@ CASES = Path(__file__).resolve().parents[3] / "shared" / "data" / "cases" / "que
     ],
 )
 def test_requested_material(request_text: str, groups: set[str]) -> None:
-    assert requested_material(request_text) == groups
-    assert refers_to_user_material(request_text) == bool(groups)
+    kinds = material_references(request_text)
+    assert set(kinds or []) == groups
+    assert (kinds is not None) == bool(groups)
 
 
 @pytest.mark.data
@@ -48,7 +48,7 @@ def test_the_real_requests_build_on_their_files() -> None:
     found = {}
     for line in CASES.read_text(encoding="utf-8").splitlines():
         item = json.loads(line)
-        found[item["task"]] = requested_material(item["query"])
+        found[item["task"]] = set(material_references(item["query"]) or [])
     assert found == {"002": {"slides"}, "008": {"data"}, "009": {"data", "document"}}
 
 
@@ -114,11 +114,10 @@ def test_missing_and_unreadable_material_is_named() -> None:
         problem="no text in the image and no vision model configured: set --vision-model",
     )
     brief = MaterialBrief([photo], ["long_context.json"])
-    request = "根据我提供的三张照片，制定一份三天旅行计划"
-    assert missing_material(request, brief) == ["image"]
-    notes = material_notes(request, brief, "zh")
+    provided = material_references("根据我提供的三张照片，制定一份三天旅行计划") or []
+    assert missing_material(provided, brief) == ["image"]
+    notes = material_notes(provided, brief, "zh")
     assert notes[0].startswith("请求提到的图片不在所给文件夹中")
     assert "a.jpg 无法离线读取" in notes[1] and "--vision-model" in notes[1]
-    assert missing_material("基于我提供的文章及相关视频，写读后感", MaterialBrief([PAPER], [])) == [
-        "video"
-    ]
+    provided = material_references("基于我提供的文章及相关视频，写读后感") or []
+    assert missing_material(provided, MaterialBrief([PAPER], [])) == ["video"]

@@ -106,9 +106,6 @@ class MaterialBrief:
     def unreadable(self) -> list[FileBrief]:
         return [f for f in self.files if f.problem is not None]
 
-    def of_kinds(self, kinds: set[str]) -> list[FileBrief]:
-        return [f for f in self.readable if f.kind in kinds]
-
     @property
     def evidence(self) -> list[Evidence]:
         return [e for f in self.readable for e in f.evidence]

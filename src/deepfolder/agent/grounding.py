@@ -14,11 +14,12 @@ every section — web pages only support.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from deepfolder.agent.brief import FileBrief, MaterialBrief
 from deepfolder.records import Evidence
-from deepfolder.validate.constraints import material_kinds_named, material_references
+from deepfolder.validate.constraints import material_kinds_named
 from deepfolder.validate.grounding import MATERIAL_KIND
 
 MATERIAL_NAMES_ZH = {
@@ -124,19 +125,11 @@ def named_groups(title: str) -> set[str]:
     return set(material_kinds_named(title)) - {"document"}
 
 
-def requested_material(request: str) -> set[str]:
-    """Kinds of material the request says it provides ("基于我提供的论文及相关视频")."""
-    return set(material_references(request) or [])
-
-
-def refers_to_user_material(request: str) -> bool:
-    return material_references(request) is not None
-
-
-def missing_material(request: str, brief: MaterialBrief) -> list[str]:
-    """Groups the request builds on that the folder does not hold (readably)."""
+def missing_material(provided: Iterable[str], brief: MaterialBrief) -> list[str]:
+    """The kinds of material the request says it provides (``RequestConstraints.
+    material_kinds``) that the folder does not hold readably."""
     have = {f.kind for f in brief.readable}
-    return sorted(g for g in requested_material(request) if not have & source_kinds(g))
+    return sorted({g for g in provided if not have & source_kinds(g)})
 
 
 def section_scope(
@@ -358,14 +351,16 @@ def section_notes(title: str, brief: MaterialBrief | None, language: str) -> lis
     ]
 
 
-def material_notes(request: str, brief: MaterialBrief | None, language: str) -> list[str]:
+def material_notes(
+    provided: Iterable[str], brief: MaterialBrief | None, language: str
+) -> list[str]:
     """What the report must say it could not use: material the request builds on that
     the folder lacks, and user files that cannot be understood offline."""
     if brief is None:
         return []
     zh = language.startswith("zh")
     notes: list[str] = []
-    missing = missing_material(request, brief)
+    missing = missing_material(provided, brief)
     if missing and zh:
         what = "、".join(MATERIAL_NAMES_ZH[g] for g in missing)
         notes.append(f"请求提到的{what}不在所给文件夹中（或无法读取），本报告未能依据它撰写。")

@@ -129,7 +129,7 @@ class PipelineState:
         return (
             self.brief is not None
             and bool(self.brief.readable)
-            and grounding.refers_to_user_material(self.request)
+            and self.constraints.refers_to_user_material
         )
 
     @property
@@ -654,7 +654,7 @@ def wants_analysis(state: PipelineState) -> bool:
     撰写…分析报告"): either way the data gets computed figures and charts."""
     if state.constraints.wants_figures:
         return True
-    builds_on_data = "data" in grounding.requested_material(state.request)
+    builds_on_data = "data" in state.constraints.material_kinds
     analysis = re.search(r"分析|趋势|统计|变化|analy[sz]|trend|statistic", state.request, re.I)
     return builds_on_data and analysis is not None
 
@@ -666,7 +666,7 @@ def figure_line(ev: Evidence) -> str:
 
 
 def run_pipeline(state: PipelineState) -> Generator[Step, None, None]:
-    notes = grounding.material_notes(state.request, state.brief, state.language)
+    notes = grounding.material_notes(state.constraints.material_kinds, state.brief, state.language)
     for note in notes:
         yield NoteStep(turn=state.turn, message=note, level="warning")
     state.notes = notes
