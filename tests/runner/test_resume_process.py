@@ -220,6 +220,9 @@ def test_ctrl_c_stops_cleanly_and_prints_the_resume_command(
         if n - start == 3:
             server.on_request = None
             proc.send_signal(signal.SIGINT)
+            # keep the request open: a closed connection let the client retry (and the
+            # retry be answered) before the signal arrived
+            time.sleep(3)
             return False
         return True
 
