@@ -14,7 +14,15 @@ from deepfolder.agent.brief import build_brief
 from deepfolder.agent.pipeline import run_pipeline, wants_analysis
 from deepfolder.index import open_index
 from deepfolder.llm.fake import FunctionModel
-from deepfolder.records import FinalAnswerStep, Locator, NoteStep, Segment, Source, ToolCallStep
+from deepfolder.records import (
+    FinalAnswerStep,
+    Locator,
+    ModelCallStep,
+    NoteStep,
+    Segment,
+    Source,
+    ToolCallStep,
+)
 from deepfolder.tools.base import ToolContext
 from spine_fixtures import pipeline_state
 
@@ -56,13 +64,15 @@ WEB = [
 ]
 
 
-def _context(tmp_path: Path, *, with_video: bool) -> ToolContext:
+def _context(tmp_path: Path, *, with_video: bool, more_pages: int = 0) -> ToolContext:
     settings = spine_fixtures.test_settings(tmp_path)
     index = open_index(tmp_path / "index", settings)
     paper = Source(id="DPO.pdf", path="DPO.pdf", kind="pdf", title="DPO", meta={"pages": 27})
+    pages = dict(PAPER_PAGES)
+    for p in range(9, 9 + more_pages):  # appendix pages: DPO derivations, one per page
+        pages[p] = f"Appendix {p}: DPO derivation step {p} of the preference objective, lemma {p}."
     segs = [
-        Segment.create(paper.id, text, Locator(page=p, chunk=1), seq=p)
-        for p, text in PAPER_PAGES.items()
+        Segment.create(paper.id, text, Locator(page=p, chunk=1), seq=p) for p, text in pages.items()
     ]
     sources = [paper]
     if with_video:
@@ -177,3 +187,33 @@ def test_a_request_built_on_the_users_data_gets_the_analysis(
     ctx = _context(tmp_path, with_video=False)
     state = pipeline_state(ctx, request_text, FunctionModel(_writer, is_local=True))
     assert wants_analysis(state) is expected
+
+
+def test_a_long_section_is_written_in_parts_each_from_its_own_pages(tmp_path: Path) -> None:
+    """The small model copies a section it is asked to continue; a long section is
+    instead written in parts, each from its own stretch of the paper, none shown the
+    others' text."""
+    ctx = _context(tmp_path, with_video=True, more_pages=24)
+    request = REQUEST.replace("600至900字", "2000至3000字")
+    prompts: dict[str, str] = {}
+
+    def writer(messages, tools):  # type: ignore[no-untyped-def]
+        return _writer(messages, tools)
+
+    state = pipeline_state(ctx, request, FunctionModel(writer, is_local=True))
+    state.brief = build_brief(ctx.index)
+    steps = list(run_pipeline(state))
+    calls = [s for s in steps if isinstance(s, ModelCallStep)]
+    for step in calls:
+        prompts[step.purpose] = step.messages[-1]["content"]
+    parts = [p for p in prompts if p.startswith("write （2）") and "(part " in p]
+    assert len(parts) >= 2, list(prompts)
+    pages = [
+        [int(n) for n in re.findall(r"DPO\.pdf, 第(\d+)页", prompts[p])] for p in sorted(parts)
+    ]
+    assert all(pages)
+    # each part its own pages, in reading order; later parts are told not to start over
+    assert max(pages[0]) <= min(pages[1])
+    assert not set(pages[0]) & set(pages[1])
+    assert "前文已经概括介绍过" in prompts[sorted(parts)[1]]
+    assert all("本节已经写好的部分" not in prompts[p] for p in parts)

@@ -14,6 +14,7 @@ from deepfolder.agent.grounding import (
     missing_material,
     section_queries,
     section_scope,
+    without_identity_restatements,
 )
 from deepfolder.records import Evidence, Locator, Segment, Source
 from deepfolder.validate.constraints import material_references
@@ -121,3 +122,41 @@ def test_missing_and_unreadable_material_is_named() -> None:
     assert "a.jpg 无法离线读取" in notes[1] and "--vision-model" in notes[1]
     provided = material_references("基于我提供的文章及相关视频，写读后感") or []
     assert missing_material(provided, MaterialBrief([PAPER], [])) == ["video"]
+
+
+def test_the_model_does_not_restate_the_identity_the_code_states() -> None:
+    """Run D's section (1): after the identity sentence, the model wrote a translated
+    title as a headline, transliterated author names, the arXiv line and two copies of
+    the identity sentence; what it says about the work stays."""
+    title = PAPER.title
+    authors = (
+        "Rafael Rafailov, Archit Sharma, Eric Mitchell, Stefano Ermon, "
+        "Christopher D. Manning, Chelsea Finn"
+    )
+    ev = PAPER.facts[0].evidence
+    paper = FileBrief(
+        PAPER.source, title, [*PAPER.facts, BriefFact("authors", authors, ev)], PAPER.terms, "en"
+    )
+    text = (
+        "直接偏好优化：你的语言模型实际上是一个奖励模型\n"
+        "拉斐洛夫，阿米特·沙马，埃里克·米切尔，斯特凡诺·埃罗蒙，克里斯蒂安·曼内尔。\n"
+        "共同贡献；更年轻的作者位于前面。37届神经信息处理系统会议。arXiv：2305.18290v3。"
+        "现有的方法需要显式的奖励模型和强化学习。我们提出直接偏好优化（DPO），它非常简单易实现。\n\n"
+        "本报告解读的论文为《直接偏好优化：你的语言模型实际上是一个奖励模型》。作者为Rafael Rafailov、"
+        "Archit Sharma（斯坦福大学；\n\n"
+        f"The paper “{title}” was written by Rafailov and Sharma.\n\n"
+        "该方法由作者提出，用于从人类偏好中训练语言模型。"
+    )
+    kept = without_identity_restatements(text, paper)
+    assert "现有的方法需要显式的奖励模型和强化学习。" in kept
+    assert "我们提出直接偏好优化（DPO），它非常简单易实现。" in kept
+    assert "该方法由作者提出" in kept  # "作者提出" is about the work, not a name list
+    for gone in (
+        "曼内尔",
+        "arXiv",
+        "本报告解读",
+        "实际上是一个奖励模型\n",
+        "written by",
+        "共同贡献",
+    ):
+        assert gone not in kept, gone

@@ -245,3 +245,19 @@ def test_placeholder_in_a_table_cell_fails(evidence, by_id, seen) -> None:
     check = _validate(text, by_id, seen).check("placeholder_text")
     assert check is not None and check.failed
     assert check.details == ["line 17 (table): placeholder 'xxx' in '| A | xxx |'"]
+
+
+def test_a_sentence_said_again_inside_a_longer_one_is_a_repeat() -> None:
+    """The small model restates a sentence under a label ("引入政策网络：…")."""
+    report = (
+        "DPO 的核心思想是通过一个简单的 RL 对象，即 Eq.3，来优化语言模型的偏好。\n\n"
+        "引入政策网络：DPO 的核心思想是通过一个简单的 RL 对象，即 Eq.3，来优化语言模型的偏好。\n\n"
+        # a longer sentence that builds on the first says something new: kept
+        "DPO 的核心思想是通过一个简单的 RL 对象来优化偏好，实验覆盖情感生成、摘要和单轮对话三个任务，"
+        "并在 GPT-4 评估中以61%对57%的胜率超过 PPO。\n"
+    )
+    pairs = repeated_sentences(report)
+    assert len(pairs) == 1 and pairs[0][1].text.startswith("引入政策网络")
+    kept, removed = remove_repeated_sentences(report)
+    assert removed and removed[0].startswith("引入政策网络")
+    assert "引入政策网络" not in kept and "三个任务" in kept

@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from deepfolder.agent.attach import SENTENCE_RE
 from deepfolder.agent.brief import FileBrief, MaterialBrief
 from deepfolder.records import Evidence
 from deepfolder.validate.constraints import material_kinds_named
@@ -327,7 +328,48 @@ def state_identity(
         return text, []
     sentence, cited = made
     ids = "".join(f"[{e.id}]" for e in cited)
+    text = without_identity_restatements(text, file)
     return f"{sentence[:-1]}{ids}{sentence[-1]}\n\n{text}".strip(), cited
+
+
+_RESTATES = re.compile(
+    r"本报告解读|作者(?:为|是|包括|分别为)|arXiv|共同贡献|同等贡献|equal contribution|author(?:s are| is)|authors include|written by",
+    re.I,
+)
+_TRANSLITERATED = re.compile(r"[\u4e00-\u9fff]{1,5}·[\u4e00-\u9fff]{1,6}")
+_SENTENCE_END = re.compile(r"[。！？!?.]\s*(?:\[E[0-9a-f]{8}\])*\s*$")
+
+
+def without_identity_restatements(text: str, file: FileBrief) -> str:
+    """A basic-information section's model-written text less what restates the identity
+    the code states: the small model copies the title (translated), lists the authors
+    (transliterated: "克里斯蒂安·曼内尔"), the arXiv line, and headline-like lines."""
+    authors = file.fact("authors")
+    surnames = (
+        {n.split()[-1].strip("∗*†") for n in re.split(r",\s*|、", authors.text) if n.split()}
+        if authors
+        else set()
+    )
+    title = file.fact("title")
+    head = title.text[:24].lower() if title else ""
+
+    def restates(sentence: str) -> bool:
+        named = sum(1 for n in surnames if len(n) > 2 and n in sentence)
+        return bool(
+            _RESTATES.search(sentence)
+            or named >= 2
+            or len(_TRANSLITERATED.findall(sentence)) >= 2
+            or (head and head in sentence.lower())
+        )
+
+    lines = []
+    for line in text.splitlines():
+        if line.strip() and not _SENTENCE_END.search(line) and not line.lstrip().startswith("!"):
+            continue  # a headline (a translated title), not prose
+        kept = "".join(m.group(0) for m in SENTENCE_RE.finditer(line) if not restates(m.group(0)))
+        if kept.strip() or not line.strip():
+            lines.append(kept.strip() if line.strip() else "")
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
 def section_notes(title: str, brief: MaterialBrief | None, language: str) -> list[str]:

@@ -30,6 +30,7 @@ from deepfolder.agent import grounding
 from deepfolder.agent.attach import attach_citations, cite_user_material
 from deepfolder.agent.brief import MaterialBrief
 from deepfolder.agent.loop import Conversation, call_model, execute_tool
+from deepfolder.agent.parts import deal, part_count
 from deepfolder.agent.section_text import clean_section_text, new_lines, trim_to
 from deepfolder.llm.base import ChatModel, ChatResponse, ToolCallRequest
 from deepfolder.records import (
@@ -320,7 +321,7 @@ def _search(
 
 
 def gather_evidence(
-    state: PipelineState, plan: SectionPlan, extra: int = 0
+    state: PipelineState, plan: SectionPlan, extra: int = 0, parts: int = 1
 ) -> Generator[Step, None, list[Evidence]]:
     """The section's evidence: the user's files it is about first (searched with their
     own words), then web pages; the model proposes extra queries in the language of
@@ -340,7 +341,8 @@ def gather_evidence(
         :3
     ]
     base = plan.title if len(plan.title) >= 4 else f"{topic} {plan.title}"
-    want = state.ctx.settings.agent.section_evidence + extra
+    # a section written in parts needs passages for each (``parts.deal``)
+    want = max(state.ctx.settings.agent.section_evidence, PASSAGES_PER_PART * parts) + extra
     if state.body_sections:  # a small folder: share its passages out instead of repeating them
         share = -(-state.ctx.index.count() // state.body_sections)
         want = min(want, max(3, share) + extra)
@@ -469,25 +471,14 @@ def write_section(
         return draft
     if plan.kind == "references":
         return draft
-    evidence = yield from section_evidence(state, plan, extra_evidence)
+    parts = part_count(plan.budget, state.unit)
+    evidence = yield from section_evidence(state, plan, extra_evidence, parts)
     draft.evidence = evidence
     if not evidence:
         draft.text = grounding.no_evidence_text(plan.title, state.brief, state.language)
         yield NoteStep(turn=state.turn, message=f"no evidence for {plan.heading}", level="warning")
         return draft
-    text = ""
-    for _ in range(3):
-        # A short first draft is not "expanded" (the small model tends to return the same
-        # text); instead the model continues the section from the excerpts it has not
-        # used yet, and the new paragraph is appended. What repeats the report so far is
-        # dropped first, so the length that decides on one more call is the real one.
-        before = text
-        text = yield from _write_more(state, plan, evidence, text, plan.budget, notes)
-        text, repeats = _without_repeats(state, text)
-        if repeats:
-            yield NoteStep(turn=state.turn, message=f"removed {repeats} repeated sentence(s)")
-        if count_length(text, state.unit) >= 0.75 * plan.budget or text == before:
-            break  # long enough, or the model has nothing new to add
+    text = yield from _write_parts(state, plan, evidence, notes)
     if count_length(text, state.unit) > 1.2 * plan.budget:
         text = trim_to(text, int(1.1 * plan.budget), state.unit)
     if state.brief is not None:
@@ -521,16 +512,81 @@ def expand_section(
 
 
 def section_evidence(
-    state: PipelineState, plan: SectionPlan, extra: int = 0
+    state: PipelineState, plan: SectionPlan, extra: int = 0, parts: int = 1
 ) -> Generator[Step, None, list[Evidence]]:
     """The section's passages; a section written again may use its own earlier ones."""
     for d in state.drafts:
         if d.plan.title == plan.title:
             state.used_ids -= {e.id for e in d.evidence}
-    evidence = yield from gather_evidence(state, plan, extra)
+    evidence = yield from gather_evidence(state, plan, extra, parts)
     if plan.heading in state.data_sections:
         evidence = state.analysis + evidence[: max(2, len(evidence) - len(state.analysis))]
     return evidence
+
+
+def _write_parts(
+    state: PipelineState,
+    plan: SectionPlan,
+    evidence: list[Evidence],
+    notes: list[str] | None,
+) -> Generator[Step, None, str]:
+    """The section's text, one writing call per group of its passages (``agent.parts``);
+    each call sees its own passages and none of the others' text, and what repeats the
+    report so far is dropped after each. A section still short after its parts gets
+    one more call from the passages it does not cite yet."""
+    groups = deal(evidence, part_count(plan.budget, state.unit))
+    share = max(60, plan.budget // len(groups))
+    text = ""
+    for k, group in enumerate(groups):
+        part_notes = [*(notes or []), *([PART_NOTE[state.zh]] if k else [])]
+        new = yield from _write_one(state, plan, group, share, part_notes, k, len(groups))
+        text = f"{text}\n\n{new_lines(new, text)}".strip() if text else new
+        text, repeats = _without_repeats(state, text)
+        if repeats:
+            yield NoteStep(turn=state.turn, message=f"removed {repeats} repeated sentence(s)")
+    short = plan.budget - count_length(text, state.unit)
+    cited = set(re.findall(r"E[0-9a-f]{8}", attach_citations(text, evidence)))
+    unused = [e for e in evidence if e.id not in cited]
+    if short > 0.25 * plan.budget and len(unused) >= 2:
+        notes_more = [*(notes or []), PART_NOTE[state.zh]]
+        new = yield from _write_one(state, plan, unused, short, notes_more, len(groups), 0)
+        text, repeats = _without_repeats(state, f"{text}\n\n{new_lines(new, text)}".strip())
+        if repeats:
+            yield NoteStep(turn=state.turn, message=f"removed {repeats} repeated sentence(s)")
+    return text
+
+
+def _write_one(
+    state: PipelineState,
+    plan: SectionPlan,
+    evidence: list[Evidence],
+    budget: int,
+    notes: list[str],
+    part: int,
+    parts: int,
+) -> Generator[Step, None, str]:
+    """One part of a section, written from ``evidence`` alone (``part`` of ``parts``;
+    ``parts`` 0 for the extra part of a section that came out short)."""
+    section_notes = grounding.section_notes(plan.title, state.brief, state.language)
+    prompt = write_prompt(state, plan, evidence, budget, [*section_notes, *notes])
+    tokens = min(state.max_tokens, int(budget * (1.6 if state.zh else 2.4)) + 200)
+    purpose = f"write {plan.heading}" + (
+        f" (part {part + 1}/{parts})" if parts > 1 else " (more)" if part else ""
+    )
+    response, step = ask(state, prompt, max_tokens=tokens, purpose=purpose)
+    yield step
+    new = clean_section_text(response.content or "", plan)
+    if state.zh:
+        new = yield from in_chinese(state, new)
+    return new
+
+
+PASSAGES_PER_PART = 4
+PART_NOTE = {
+    True: "这是本节的后续部分，前文已经概括介绍过，不要再概括或重复，只写下面材料中的具体内容",
+    False: "this is a later part of the section, after its introduction: do not introduce "
+    "or summarise again; write only about the specific content of the material below",
+}
 
 
 def _write_more(

@@ -4,7 +4,10 @@ A small model writing section by section from overlapping evidence repeats itsel
 same sentence, sometimes with a citation more or a word changed, in two sections. Two
 sentences are *repeats* when, after citations, whitespace and punctuation are removed,
 their character bigrams overlap with a Jaccard similarity of at least
-:data:`REPEAT_SIMILARITY` (0.85). Only sentences long enough to say something are compared
+:data:`REPEAT_SIMILARITY` (0.85), or when one says the other with a few words around
+it ("引入政策网络：DPO 的目标是…" after "DPO 的目标是…"): at least
+:data:`REPEAT_CONTAINMENT` (0.9) of the shorter one's bigrams are in the longer one,
+which is at most :data:`REPEAT_LENGTH_RATIO` (1.6) times as long. Only sentences long enough to say something are compared
 (≥ 15 CJK characters, or ≥ 8 Latin words): short formulae ("详见下表。") recur legitimately.
 
 Headings, table rows, code, images and the reference list are not prose and are skipped.
@@ -23,6 +26,8 @@ from deepfolder.validate.length import CJK_CHAR, LATIN_WORD
 from deepfolder.validate.support import sentence_spans
 
 REPEAT_SIMILARITY = 0.85
+REPEAT_CONTAINMENT = 0.9
+REPEAT_LENGTH_RATIO = 1.6
 MIN_CJK = 15
 MIN_WORDS = 8
 _TABLE_ROW = re.compile(r"^\s*\|.*\|\s*$")
@@ -115,10 +120,14 @@ def repeated_sentences(
     for j in range(len(sentences)):
         for i in range(j):
             small, large = sorted((len(grams[i]), len(grams[j])))
-            if small < threshold * large:
-                continue  # Jaccard cannot reach the threshold
-            sim = len(grams[i] & grams[j]) / len(grams[i] | grams[j])
-            if sim >= threshold:
+            if small * REPEAT_LENGTH_RATIO < large and small < threshold * large:
+                continue  # neither similar nor one inside the other
+            shared = len(grams[i] & grams[j])
+            sim = shared / len(grams[i] | grams[j])
+            contained = large <= REPEAT_LENGTH_RATIO * small and (
+                shared >= REPEAT_CONTAINMENT * small
+            )
+            if sim >= threshold or contained:
                 pairs.append((sentences[i], sentences[j], sim))
                 break
     return pairs
