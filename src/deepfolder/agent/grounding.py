@@ -324,7 +324,7 @@ def state_identity(
     scope = section_scope(title, brief)
     file = next((f for f in scope if f.kind in {"pdf", "docx", "pptx"}), None)
     made = identity_sentence(file, language) if file is not None else None
-    if made is None:
+    if file is None or made is None:
         return text, []
     sentence, cited = made
     ids = "".join(f"[{e.id}]" for e in cited)
