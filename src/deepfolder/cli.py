@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from deepfolder import __version__
 
@@ -18,7 +19,8 @@ Models: with nothing configured, deepfolder runs an embedded local model (Qwen2.
 openrouter, custom) and set its key, e.g. OPENAI_API_KEY, DEEPSEEK_API_KEY,
 DASHSCOPE_API_KEY or DEEPFOLDER_API_KEY; --base-url for self-hosted servers.
 Settings can also come from a JSON config file (--config, $DEEPFOLDER_CONFIG or
-~/.config/deepfolder/config.json) and DEEPFOLDER_* environment variables.
+~/.config/deepfolder/config.json) and DEEPFOLDER_* environment variables; a key or
+variable deepfolder does not know is an error that names the nearest valid one.
 """
 
 
@@ -334,7 +336,8 @@ def main(argv: list[str] | None = None) -> int:
         CheckError,
         FileNotFoundError,
     ) as exc:
-        console.print(f"[red]error:[/] {exc}")
+        # escaped: rich would take "[type=…]" in pydantic's messages, or a path, for markup
+        console.print(f"[red]error:[/] {escape(str(exc))}")
         return 2
     except ModelError as exc:
         console.print(f"[red]model error:[/] {exc}")
