@@ -264,17 +264,17 @@ def _cmd_ingest(args: argparse.Namespace, console: Console) -> int:
 
 def _cmd_search(args: argparse.Namespace, console: Console) -> int:
     from deepfolder.tools.base import ToolContext
-    from deepfolder.tools.core import search
+    from deepfolder.tools.search import search
 
     corpus, settings = _open_corpus(args, console)
-    from deepfolder.validate.constraints import detect_language
+    from deepfolder.request_model import detect_language
 
     ctx = ToolContext(
         index=corpus.index,
         settings=settings,
         folder=args.folder,
         index_dir=corpus.index_dir,
-        services={"language": detect_language(args.query)},
+        language=detect_language(args.query),
     )
     arguments: dict[str, Any] = {"query": args.query, "k": args.k}
     if args.mode:

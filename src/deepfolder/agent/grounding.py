@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from deepfolder.agent.brief import FileBrief, MaterialBrief
 from deepfolder.records import Evidence
-from deepfolder.validate.constraints import material_kinds_named
+from deepfolder.request_model import material_kinds_named
 from deepfolder.validate.grounding import MATERIAL_KIND
 
 MATERIAL_NAMES_ZH = {
