@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 from deepfolder.records import Evidence, Locator, Segment, Source
+from deepfolder.request_model import parse_request
 from deepfolder.validate.checks import validate_report
-from deepfolder.validate.constraints import parse_request
 from deepfolder.validate.length import count_length
 from deepfolder.validate.placeholders import template_text
 

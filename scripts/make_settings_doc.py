@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from deepfolder.settings import ENV_OVERRIDES, PRESETS, Settings
+from deepfolder.settings import ENV_OVERRIDES, OTHER_ENV_VARS, PRESETS, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,6 +41,14 @@ def main() -> None:
         "holds one. Every run writes the resolved settings and their hash to `settings.json`; "
         "the index directory is keyed by the hash of the ingest settings.",
         "",
+        "A config-file key or section that is not in the table below is an error naming the "
+        "key, the file and the nearest valid key (e.g. `settings: unknown key "
+        "'retrieval.rerank_dept' in /home/me/deepfolder.json — did you mean "
+        "'retrieval.rerank_depth'?`); so is a `DEEPFOLDER_*` variable that is not listed "
+        "under [Environment variables](#environment-variables) and not the key variable a "
+        "setting names (`model.api_key_env`, `model.vision_api_key_env`). The command exits "
+        "with status 2.",
+        "",
         "Example config file:",
         "",
         "```json",
@@ -53,9 +61,13 @@ def main() -> None:
         "",
         "## Environment variables",
         "",
+        "Settings:",
+        "",
         *[f"- `{var}` → `{'.'.join(path)}`" for var, path in ENV_OVERRIDES.items()],
-        "- `DEEPFOLDER_CACHE`: the cache directory (index, joined model files).",
-        "- `DEEPFOLDER_ALLOW_MODEL_REQUESTS=0`: refuse every remote model request (the test suite sets it).",
+        "",
+        "Read by deepfolder for other purposes:",
+        "",
+        *[f"- `{var}`: {meaning}" for var, meaning in OTHER_ENV_VARS.items()],
         "",
         "## Presets",
         "",

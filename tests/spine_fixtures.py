@@ -11,10 +11,13 @@ from deepfolder.index import open_index
 from deepfolder.index.base import Index
 from deepfolder.llm.base import ChatModel
 from deepfolder.records import Locator, Segment, Source
+from deepfolder.request_model import parse_request
 from deepfolder.settings import Settings, load_settings
+from deepfolder.tools import core, search
 from deepfolder.tools.base import Tool, ToolContext
-from deepfolder.tools.core import CORE_TOOLS
-from deepfolder.validate.constraints import parse_request
+
+CORE_TOOLS: list[Tool] = [*search.TOOLS, *core.TOOLS]
+"""The tools every run has, whatever its folder holds."""
 
 RUN_OUTPUTS = [
     "report.md",
@@ -85,7 +88,7 @@ def small_context(tmp_path: Path) -> ToolContext:
         settings=settings,
         folder=tmp_path,
         run_dir=tmp_path / "run",
-        services={"language": "zh"},
+        language="zh",
     )
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from deepfolder import __version__
 
@@ -18,7 +19,8 @@ Models: with nothing configured, deepfolder runs an embedded local model (Qwen2.
 openrouter, custom) and set its key, e.g. OPENAI_API_KEY, DEEPSEEK_API_KEY,
 DASHSCOPE_API_KEY or DEEPFOLDER_API_KEY; --base-url for self-hosted servers.
 Settings can also come from a JSON config file (--config, $DEEPFOLDER_CONFIG or
-~/.config/deepfolder/config.json) and DEEPFOLDER_* environment variables.
+~/.config/deepfolder/config.json) and DEEPFOLDER_* environment variables; a key or
+variable deepfolder does not know is an error that names the nearest valid one.
 """
 
 
@@ -262,17 +264,17 @@ def _cmd_ingest(args: argparse.Namespace, console: Console) -> int:
 
 def _cmd_search(args: argparse.Namespace, console: Console) -> int:
     from deepfolder.tools.base import ToolContext
-    from deepfolder.tools.core import search
+    from deepfolder.tools.search import search
 
     corpus, settings = _open_corpus(args, console)
-    from deepfolder.validate.constraints import detect_language
+    from deepfolder.request_model import detect_language
 
     ctx = ToolContext(
         index=corpus.index,
         settings=settings,
         folder=args.folder,
         index_dir=corpus.index_dir,
-        services={"language": detect_language(args.query)},
+        language=detect_language(args.query),
     )
     arguments: dict[str, Any] = {"query": args.query, "k": args.k}
     if args.mode:
@@ -334,7 +336,8 @@ def main(argv: list[str] | None = None) -> int:
         CheckError,
         FileNotFoundError,
     ) as exc:
-        console.print(f"[red]error:[/] {exc}")
+        # escaped: rich would take "[type=…]" in pydantic's messages, or a path, for markup
+        console.print(f"[red]error:[/] {escape(str(exc))}")
         return 2
     except ModelError as exc:
         console.print(f"[red]model error:[/] {exc}")

@@ -6,15 +6,25 @@ environment variables (``DEEPFOLDER_MODEL``, ``DEEPFOLDER_BASE_URL``…) → CLI
 API keys are never stored in settings: only the *name* of the environment variable that
 holds the key, so ``settings.json`` in a run directory is safe to share.
 
+A typo must not be silently dropped (pydantic ignores unknown fields), so
+``load_settings`` refuses a config-file key or section that is not in the tree, and a
+``DEEPFOLDER_*`` variable that is neither a setting (``ENV_OVERRIDES``) nor one deepfolder
+reads for another purpose (``OTHER_ENV_VARS``) nor the key variable a setting names
+(``model.api_key_env``…); the error names the key, where it came from and the nearest
+valid key. Run directories' ``settings.json`` files are read leniently elsewhere, so an
+old run still resumes after a setting is removed.
+
 ``ingest_hash()`` identifies an index: change an ingest setting and a new index is built.
 ``settings_hash()`` is written into every run's output.
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -340,8 +350,123 @@ ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
 }
 
 
+OTHER_ENV_VARS: dict[str, str] = {
+    "DEEPFOLDER_CONFIG": "the config file.",
+    "DEEPFOLDER_CACHE": "the cache directory (index, joined model files).",
+    "DEEPFOLDER_API_KEY": "the API key when neither `model.api_key_env` nor the provider's "
+    "usual variable is set.",
+    "DEEPFOLDER_ALLOW_MODEL_REQUESTS": "`0` refuses every remote model request (the test "
+    "suite sets it).",
+    "DEEPFOLDER_TEST_DATA": "the test suite's shared material (default `../shared/data`).",
+    "DEEPFOLDER_TEST_QDRANT_URL": "a Qdrant server the index tests also run against.",
+}
+"""``DEEPFOLDER_*`` variables that are not settings but are read elsewhere (llm/guard.py,
+llm/openai_compat.py, the ingest cache, the tests): never taken for a mistyped setting."""
+
+ENV_PREFIX = "DEEPFOLDER_"
+
+KEY_ENV_SETTINGS = (("model", "api_key_env"), ("model", "vision_api_key_env"))
+"""Settings that name an environment variable, which may itself start with DEEPFOLDER_."""
+
+
 class SettingsError(ValueError):
     pass
+
+
+def _field_models(model: type[BaseModel]) -> dict[str, type[BaseModel] | None]:
+    """Keys a config file may use at this level (alias and name), with the section model
+    of those that are sections."""
+    keys: dict[str, type[BaseModel] | None] = {}
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        section = (
+            annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel)
+            else None
+        )
+        keys[name] = section
+        if field.alias:
+            keys[field.alias] = section
+    return keys
+
+
+def _public_keys(model: type[BaseModel]) -> list[str]:
+    """Keys as docs/settings.md spells them (the alias where there is one)."""
+    return [field.alias or name for name, field in model.model_fields.items()]
+
+
+def _dotted_keys(model: type[BaseModel] = Settings, prefix: str = "") -> list[str]:
+    out: list[str] = []
+    for key in _public_keys(model):
+        section = _field_models(model)[key]
+        out += _dotted_keys(section, f"{prefix}{key}.") if section else [f"{prefix}{key}"]
+    return out
+
+
+def _nearest_key(name: str, model: type[BaseModel], prefix: str) -> str:
+    """' — did you mean …?' for an unknown key: a sibling first, then the same name in
+    another section, else the keys this level allows."""
+    dotted = _dotted_keys()
+    if name in dotted:  # {"retrieval.k": 5} instead of {"retrieval": {"k": 5}}
+        section, _, leaf = name.rpartition(".")
+        return f' — nest it: {{"{section}": {{"{leaf}": …}}}}'
+    siblings = _public_keys(model)
+    close = difflib.get_close_matches(name, siblings, n=1)
+    if close:
+        return f" — did you mean '{prefix}{close[0]}'?"
+    leaves = {key.rpartition(".")[2]: key for key in reversed(dotted)}
+    close = difflib.get_close_matches(name, leaves, n=1)
+    if close:
+        return f" — did you mean '{leaves[close[0]]}'?"
+    where = f"of '{prefix[:-1]}'" if prefix else "at the top level"
+    return f" (the keys {where} are: {', '.join(siblings)})"
+
+
+def _unknown_keys(
+    data: dict[str, Any], source: str, model: type[BaseModel] = Settings, prefix: str = ""
+) -> list[str]:
+    """One message per key of ``data`` (from ``source``) that the settings tree lacks."""
+    known = _field_models(model)
+    problems: list[str] = []
+    for key, value in data.items():
+        if key not in known:
+            what = "section" if not prefix and isinstance(value, dict) else "key"
+            problems.append(
+                f"settings: unknown {what} '{prefix}{key}' {source}"
+                + _nearest_key(key, model, prefix)
+            )
+        elif (section := known[key]) is not None and isinstance(value, dict):
+            problems += _unknown_keys(value, source, section, f"{prefix}{key}.")
+    return problems
+
+
+def _unknown_env_vars(env: Mapping[str, str], data: dict[str, Any]) -> list[str]:
+    """One message per set ``DEEPFOLDER_*`` variable deepfolder does not read."""
+    named = {
+        value
+        for section, key in KEY_ENV_SETTINGS
+        if isinstance(value := (data.get(section) or {}).get(key), str)
+    }
+    known = [*ENV_OVERRIDES, *OTHER_ENV_VARS]
+    problems = []
+    for var in sorted(env):
+        if not var.startswith(ENV_PREFIX) or not env[var] or var in known or var in named:
+            continue
+        message = f"settings: unknown environment variable {var}"
+        suffix = var.removeprefix(ENV_PREFIX)  # the shared prefix would make all look close
+        close = difflib.get_close_matches(suffix, [k.removeprefix(ENV_PREFIX) for k in known], 1)
+        setting = [key for key in _dotted_keys() if key.rpartition(".")[2] == suffix.lower()]
+        if close:
+            message += f" — did you mean {ENV_PREFIX}{close[0]}?"
+        elif setting:
+            message += f" — no variable sets '{setting[0]}'; put it in the config file"
+        else:
+            message += (
+                f" — the settings variables are {', '.join(ENV_OVERRIDES)}; other settings "
+                "go in the config file (docs/settings.md)"
+            )
+        problems.append(message)
+    return problems
 
 
 def load_settings(
@@ -349,31 +474,44 @@ def load_settings(
     preset: str = "default",
     config_path: str | Path | None = None,
     overrides: dict[str, Any] | None = None,
-    environ: dict[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> Settings:
+    """Resolve the settings from every source; ``SettingsError`` names a bad preset, a
+    missing or malformed config file, unknown keys or variables, or an invalid value."""
     env = os.environ if environ is None else environ
     if preset not in PRESETS:
         raise SettingsError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     data: dict[str, Any] = dict(PRESETS[preset])
-    path = config_path or env.get("DEEPFOLDER_CONFIG")
+    problems: list[str] = []
+    path = config_path or env.get("DEEPFOLDER_CONFIG") or None  # set but empty: unset
     default_path = Path.home() / ".config" / "deepfolder" / "config.json"
     if path is None and default_path.exists():
         path = default_path
     if path is not None:
         cfg = Path(path).expanduser()
         try:
-            data = _deep_merge(data, json.loads(cfg.read_text(encoding="utf-8")))
+            loaded = json.loads(cfg.read_text(encoding="utf-8"))
         except FileNotFoundError as exc:
             raise SettingsError(f"config file {cfg} does not exist") from exc
+        except OSError as exc:
+            raise SettingsError(f"config file {cfg} cannot be read: {exc.strerror}") from exc
         except json.JSONDecodeError as exc:
             raise SettingsError(
                 f"config file {cfg} is not valid JSON (line {exc.lineno}): {exc.msg}"
             ) from exc
+        if not isinstance(loaded, dict):
+            raise SettingsError(f"config file {cfg} must hold a JSON object of settings")
+        problems += _unknown_keys(loaded, f"in {cfg}")
+        data = _deep_merge(data, loaded)
     for var, (section, key) in ENV_OVERRIDES.items():
         if env.get(var):
             data = _deep_merge(data, {section: {key: env[var]}})
     if overrides:
+        problems += _unknown_keys(overrides, "in the command-line settings")
         data = _deep_merge(data, overrides)
+    problems += _unknown_env_vars(env, data)
+    if problems:
+        raise SettingsError("\n".join(problems))
     try:
         return Settings.model_validate(data)
     except Exception as exc:  # pydantic's message names the field and the bad value

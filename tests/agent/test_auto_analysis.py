@@ -45,10 +45,8 @@ def analyse(tmp_path: Path) -> Iterator[Analyse]:
             folder=folder,
             run_dir=tmp_path / f"run{len(contexts)}",
             data_files=[rel],
-            services={
-                "language": language,
-                "python_limits": SandboxLimits(wall_s=60, cpu_s=60, memory_mb=2048),
-            },
+            language=language,
+            sandbox_limits=SandboxLimits(wall_s=60, cpu_s=60, memory_mb=2048),
         )
         contexts.append(ctx)
         out = run_python(ctx, {"code": analysis_code(rel, language)})
@@ -57,9 +55,8 @@ def analyse(tmp_path: Path) -> Iterator[Analyse]:
 
     yield run
     for ctx in contexts:
-        sandbox = ctx.services.get("python")
-        if sandbox is not None:
-            sandbox.close()
+        if ctx.sandbox is not None:
+            ctx.sandbox.close()
 
 
 def price_sheet(seed: int = 7, start: float = 100.0) -> pd.DataFrame:

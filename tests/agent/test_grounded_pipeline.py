@@ -89,7 +89,7 @@ def _context(tmp_path: Path, *, with_video: bool, more_pages: int = 0) -> ToolCo
     articles, article_segs = spine_fixtures.collection(WEB)
     index.add([*sources, *articles], [*segs, *article_segs])
     settings.agent.section_evidence = 3  # a small folder: each section its own passages
-    return ToolContext(index=index, settings=settings, folder=tmp_path, services={"language": "zh"})
+    return ToolContext(index=index, settings=settings, folder=tmp_path, language="zh")
 
 
 def _writer(messages, tools):  # type: ignore[no-untyped-def]

@@ -17,7 +17,7 @@ from deepfolder.agent.grounding import (
     without_identity_restatements,
 )
 from deepfolder.records import Evidence, Locator, Segment, Source
-from deepfolder.validate.constraints import material_references
+from deepfolder.request_model import material_references
 
 CASES = Path(__file__).resolve().parents[3] / "shared" / "data" / "cases" / "query.jsonl"
 

@@ -21,7 +21,6 @@ from deepfolder.records import (
     ToolResultStep,
 )
 from deepfolder.tools.base import ToolContext, quote_material
-from deepfolder.tools.core import CORE_TOOLS
 from injection_fixtures import (
     INJECTION_PAGES,
     PAYLOADS,
@@ -29,7 +28,7 @@ from injection_fixtures import (
     GullibleAgent,
     outside_material,
 )
-from spine_fixtures import small_context
+from spine_fixtures import CORE_TOOLS, small_context
 
 
 def _conv() -> Conversation:

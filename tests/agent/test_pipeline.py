@@ -14,7 +14,7 @@ from deepfolder.agent.pipeline import (
 )
 from deepfolder.llm.fake import FunctionModel
 from deepfolder.records import FinalAnswerStep, ModelCallStep, ToolCallStep
-from deepfolder.validate.constraints import parse_request
+from deepfolder.request_model import parse_request
 from spine_fixtures import pipeline_state, small_context
 
 REQUEST = "请写一篇《图书馆报告》，包含以下章节：（1）背景；（2）主要发现；（3）参考资料。全文字数在200至300字之间。"

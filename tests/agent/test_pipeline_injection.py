@@ -53,7 +53,7 @@ def test_injection_pages_do_not_reach_the_small_model(tmp_path: Path) -> None:
     pages = [(page["title"], "图书馆 " + page["content"]) for page in INJECTION_PAGES]
     articles, article_segs = spine_fixtures.collection(pages)
     index.add([*sources, *articles], [*segs, *article_segs])
-    ctx = ToolContext(index=index, settings=settings, folder=tmp_path, services={"language": "zh"})
+    ctx = ToolContext(index=index, settings=settings, folder=tmp_path, language="zh")
     state = pipeline_state(ctx, REQUEST, FunctionModel(_gullible, is_local=True))
     state.brief = build_brief(index)
     final = list(run_pipeline(state))[-1]

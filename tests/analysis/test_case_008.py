@@ -31,12 +31,12 @@ def ctx(tmp_path: Path) -> Iterator[ToolContext]:
         folder=CASE.resolve(),
         run_dir=tmp_path / "run",
         data_files=[CONFIRMED, DEATHS],
-        services={"language": "zh", "python_limits": SandboxLimits(wall_s=90, cpu_s=60)},
+        language="zh",
+        sandbox_limits=SandboxLimits(wall_s=90, cpu_s=60),
     )
     yield context
-    sandbox = context.services.get("python")
-    if sandbox is not None:
-        sandbox.close()
+    if context.sandbox is not None:
+        context.sandbox.close()
 
 
 def test_demo_script_produces_charts_and_citable_numbers(ctx: ToolContext) -> None:

@@ -414,7 +414,7 @@ def test_a_link_reported_as_a_figure_does_not_copy_a_host_file(
         folder=folder,
         run_dir=tmp_path / "run",
         data_files=["sales.csv"],
-        services={"python_limits": SandboxLimits(wall_s=30)},
+        sandbox_limits=SandboxLimits(wall_s=30),
     )
     code = GUARD_OFF + (
         "os.symlink('/etc/passwd', 'figures/leak.png')\n"
@@ -424,7 +424,8 @@ def test_a_link_reported_as_a_figure_does_not_copy_a_host_file(
     try:
         out = run_python(ctx, {"code": code})
     finally:
-        ctx.services["python"].close()
+        assert ctx.sandbox is not None
+        ctx.sandbox.close()
     scratch = tmp_path / "run" / "scratch"
     written = [p for p in (tmp_path / "run").rglob("*") if scratch not in p.parents]
     leaked = [p for p in written if p.is_file() and b"root:" in p.read_bytes()]

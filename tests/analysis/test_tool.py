@@ -24,15 +24,12 @@ def ctx(data_dir: Path, tmp_path: Path) -> Iterator[ToolContext]:
         folder=data_dir,
         run_dir=tmp_path / "run",
         data_files=["sales.csv"],
-        services={
-            "language": "zh",
-            "python_limits": SandboxLimits(wall_s=20, cpu_s=10, memory_mb=1536),
-        },
+        language="zh",
+        sandbox_limits=SandboxLimits(wall_s=20, cpu_s=10, memory_mb=1536),
     )
     yield context
-    sandbox = context.services.get("python")
-    if sandbox is not None:
-        sandbox.close()
+    if context.sandbox is not None:
+        context.sandbox.close()
 
 
 def test_schema_and_prompt() -> None:
@@ -101,7 +98,7 @@ def test_errors_are_observations_and_the_run_continues(ctx: ToolContext) -> None
 
 
 def test_lost_state_is_announced(ctx: ToolContext) -> None:
-    ctx.services["python_limits"] = SandboxLimits(wall_s=2, cpu_s=10, memory_mb=1536)
+    ctx.sandbox_limits = SandboxLimits(wall_s=2, cpu_s=10, memory_mb=1536)
     timeout = run_python(ctx, {"code": "import time\ntime.sleep(30)"})
     assert timeout.is_error and "error (timeout)" in timeout.text
     assert "state is lost" in timeout.text

@@ -20,7 +20,8 @@ from deepfolder.tools.base import (
     quote_observation,
     tool,
 )
-from deepfolder.tools.core import list_sources, read, search
+from deepfolder.tools.core import list_sources, read
+from deepfolder.tools.search import search
 from memory_index import MemoryIndex
 from spine_fixtures import small_context
 

@@ -66,7 +66,7 @@ def test_vision_model_gets_the_image_and_its_answer_is_evidence(tmp_path: Path) 
     model = FunctionModel(look, name="fake:vision")
     index_dir = tmp_path / "index"
     ctx = make_context(tmp_path, index, index_dir)
-    ctx.services["vision"] = model
+    ctx.vision = model
     out = inspect_image(ctx, {"source": "logo", "question": "What does it show?"})
 
     (messages,) = sent
@@ -90,7 +90,7 @@ def test_vision_model_gets_the_image_and_its_answer_is_evidence(tmp_path: Path) 
 
     # The same question again: answered from the cache, same evidence id, no model call.
     ctx2 = make_context(tmp_path, index, index_dir)
-    ctx2.services["vision"] = model
+    ctx2.vision = model
     again = inspect_image(ctx2, {"source": "logo.png", "question": "What does it show?"})
     assert len(sent) == 1 and again.evidence[-1].id == answer.id and "cached" in again.text
 
@@ -117,7 +117,7 @@ def test_vision_failure_keeps_ocr_evidence(tmp_path: Path) -> None:
         raise RuntimeError("HTTP 503")
 
     ctx = make_context(tmp_path, index)
-    ctx.services["vision"] = FunctionModel(broken, name="fake:down")
+    ctx.vision = FunctionModel(broken, name="fake:down")
     out = inspect_image(ctx, {"source": "logo.png", "question": "what is it?"})
     assert "failed (HTTP 503)" in out.text and len(out.evidence) == 1 and not ctx.created
 
@@ -142,7 +142,7 @@ def test_keyframe_of_a_video_window(tmp_path: Path) -> None:
     index.add([video], [window])
     seen: list[Any] = []
     ctx = make_context(tmp_path, index, index_dir)
-    ctx.services["vision"] = FunctionModel(lambda m, t: seen.append(m) or "A blue frame.")
+    ctx.vision = FunctionModel(lambda m, t: seen.append(m) or "A blue frame.")
     out = inspect_image(ctx, {"source": window.id, "question": "what colour?"})
     assert seen and "A blue frame." in out.text and out.evidence[0].id == window.id
 
@@ -160,7 +160,7 @@ def test_image_inside_a_zip_is_sent(tmp_path: Path) -> None:
     index.add([source], [meta])
     sent: list[Any] = []
     ctx = make_context(tmp_path, index)
-    ctx.services["vision"] = FunctionModel(lambda m, t: sent.append(m) or "Yellow.")
+    ctx.vision = FunctionModel(lambda m, t: sent.append(m) or "Yellow.")
     out = inspect_image(ctx, {"source": "sun.png", "question": "colour?"})
     assert sent and "Yellow." in out.text
 
@@ -170,7 +170,7 @@ def test_missing_file_keeps_ocr_and_says_why(tmp_path: Path) -> None:
     path = index_image(tmp_path, "logo.png", index)
     path.unlink()
     ctx = make_context(tmp_path, index)
-    ctx.services["vision"] = FunctionModel(lambda m, t: "should not be called")
+    ctx.vision = FunctionModel(lambda m, t: "should not be called")
     out = inspect_image(ctx, {"source": "logo.png", "question": "what?"})
     assert "could not be sent" in out.text and "re-run ingest" in out.text
     assert len(out.evidence) == 1 and not ctx.created

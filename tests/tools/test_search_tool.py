@@ -8,7 +8,7 @@ from deepfolder.index import open_index
 from deepfolder.records import Locator, Segment, Source
 from deepfolder.settings import Settings
 from deepfolder.tools.base import ToolContext
-from deepfolder.tools.core import search
+from deepfolder.tools.search import search
 
 BIO = Source("bios.json#0", "bios.json", "article", title="罗保铭", article=0)
 OTHER = Source("notes.md", "notes.md", "markdown", title="notes")

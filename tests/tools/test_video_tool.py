@@ -20,7 +20,7 @@ from deepfolder.llm.fake import FunctionModel
 from deepfolder.records import Evidence, Segment, Source
 from deepfolder.settings import IngestSettings, Settings
 from deepfolder.tools.base import ToolArgumentError, ToolContext
-from deepfolder.tools.video import inspect_video, question_needs_frames
+from deepfolder.tools.video import VisionCallLog, inspect_video, question_needs_frames
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
 from make_slide_video import (
@@ -117,14 +117,13 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
 
 
 def make_ctx(built: Built, tmp_path: Path, vision: Any = None) -> ToolContext:
-    services: dict[str, Any] = {} if vision is None else {"vision": vision}
     return ToolContext(
         index=built.index,  # type: ignore[arg-type]
         settings=Settings(),
         folder=built.folder,
         run_dir=tmp_path / "run",
         index_dir=built.index_dir,
-        services=services,
+        vision=vision,
     )
 
 
@@ -180,7 +179,7 @@ def test_fake_vision_gets_exactly_the_window_frames(built: Built, tmp_path: Path
     )
     assert len(model.calls) == 1
     messages = model.calls[0][0]
-    [record] = ctx.services["vision_calls"]
+    [record] = ctx.state_of(VisionCallLog).calls
     times = record["frame_times"]
     assert len(image_parts(messages)) == len(times) > 1  # keyframe + denser sampled frames
     assert record["frame_origins"][0] == "keyframe" and "sampled" in record["frame_origins"]
@@ -228,7 +227,7 @@ def test_speech_question_sends_keyframes_only(built: Built, tmp_path: Path) -> N
             "end": 22,
         },
     )
-    [record] = ctx.services["vision_calls"]
+    [record] = ctx.state_of(VisionCallLog).calls
     # The slide on screen at 14 s (reported at the window start), and the two changes inside.
     assert record["frame_times"] == pytest.approx([14.0, 15.0, 21.0], abs=0.11)
     assert record["frame_origins"] == ["keyframe"] * 3

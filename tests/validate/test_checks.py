@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from deepfolder.records import Evidence
+from deepfolder.request_model import parse_request
 from deepfolder.validate.checks import match_sections, validate_report
-from deepfolder.validate.constraints import parse_request
 from deepfolder.validate.document import headings, html_document_problems
 
 from .conftest import QUERIES, real_queries

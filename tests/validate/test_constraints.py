@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from deepfolder.validate.constraints import (
+from deepfolder.request_model import (
     LengthRule,
     RequiredSection,
     parse_length,

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 from deepfolder.records import Evidence
+from deepfolder.request_model import parse_request
 from deepfolder.validate.checks import validate_report
 from deepfolder.validate.citations import check_citations, find_citations
-from deepfolder.validate.constraints import parse_request
 from deepfolder.validate.grounding import body_sections
 
 from .reports import REQUEST, good_report

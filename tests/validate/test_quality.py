@@ -6,9 +6,9 @@ import pytest
 from rich.console import Console
 
 from deepfolder.records import Evidence
+from deepfolder.request_model import parse_request
 from deepfolder.validate.checks import validate_report
 from deepfolder.validate.command import check_run_dir
-from deepfolder.validate.constraints import parse_request
 from deepfolder.validate.document import reference_section_lines
 from deepfolder.validate.repetition import (
     remove_repeated_sentences,

@@ -5,8 +5,8 @@ import pytest
 from deepfolder.llm.base import Message, ModelError
 from deepfolder.llm.fake import FunctionModel
 from deepfolder.records import Evidence
+from deepfolder.request_model import RequiredSection, parse_request
 from deepfolder.validate.checks import validate_report
-from deepfolder.validate.constraints import RequiredSection, parse_request
 from deepfolder.validate.revise import (
     RevisionInstruction,
     Section,

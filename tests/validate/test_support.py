@@ -154,9 +154,9 @@ def test_template_sentences_of_the_evidence_lend_no_words() -> None:
 
 
 def test_the_model_judge_is_not_asked_about_template_text(evidence, by_id, seen) -> None:
+    from deepfolder.request_model import parse_request
     from deepfolder.settings import Settings
     from deepfolder.validate.checks import validate_report
-    from deepfolder.validate.constraints import parse_request
 
     from .reports import REQUEST, good_report
 

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 
 from deepfolder.records import Evidence
-from deepfolder.validate.constraints import cjk_ratio
+from deepfolder.request_model import cjk_ratio
 from deepfolder.validate.numbers import statistics
 
 SENTENCE_RE = re.compile(r"[^。！？!?；\n]+[。！？!?；]?|[^.!?\n]+[.!?](?=\s|$)")

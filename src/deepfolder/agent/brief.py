@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from deepfolder.index.base import Index
 from deepfolder.records import Evidence, Segment, Source
-from deepfolder.validate.constraints import cjk_ratio
+from deepfolder.request_model import cjk_ratio
 from deepfolder.validate.placeholders import PLACEHOLDER
 
 MEDIA_KINDS = {"video", "audio"}

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from deepfolder.agent.attach import SENTENCE_RE
 from deepfolder.agent.brief import FileBrief, MaterialBrief
 from deepfolder.records import Evidence
-from deepfolder.validate.constraints import material_kinds_named
+from deepfolder.request_model import material_kinds_named
 from deepfolder.validate.grounding import MATERIAL_KIND
 
 MATERIAL_NAMES_ZH = {

@@ -42,6 +42,7 @@ from deepfolder.records import (
     ToolCallStep,
     ToolResultStep,
 )
+from deepfolder.request_model import RequestConstraints, cjk_ratio
 from deepfolder.tools.base import (
     Tool,
     ToolContext,
@@ -50,7 +51,6 @@ from deepfolder.tools.base import (
     without_instructions,
 )
 from deepfolder.validate.citations import remove_citations
-from deepfolder.validate.constraints import RequestConstraints, cjk_ratio
 from deepfolder.validate.document import is_reference_title
 from deepfolder.validate.length import count_length
 from deepfolder.validate.placeholders import without_template_sentences

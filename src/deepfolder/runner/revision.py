@@ -34,10 +34,10 @@ from deepfolder.agent.pipeline import (
 from deepfolder.llm.base import ChatModel, ChatResponse
 from deepfolder.records import Evidence, ModelCallStep, RevisionStep, Step, ValidationStep
 from deepfolder.report.render import finalize_markdown, markdown_to_html, title_of
+from deepfolder.request_model import RequiredSection
 from deepfolder.settings import Settings
 from deepfolder.trace.recorder import RunRecorder
 from deepfolder.validate.checks import ValidationReport, validate_report
-from deepfolder.validate.constraints import RequiredSection
 from deepfolder.validate.document import Section
 from deepfolder.validate.length import count_length
 from deepfolder.validate.revise import RevisionInstruction, revise_until_valid

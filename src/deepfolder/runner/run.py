@@ -32,6 +32,7 @@ from deepfolder.agent.prompts import (
 from deepfolder.llm.base import ChatModel, ModelError, set_retry_listener
 from deepfolder.records import Evidence, FinalAnswerStep, NoteStep, Step, TaskStep
 from deepfolder.report.render import finalize_markdown, markdown_to_html, title_of
+from deepfolder.request_model import parse_request
 from deepfolder.runner.outputs import comparison_text, write_json, write_text
 from deepfolder.runner.request import choose_run_dir, resolve_request
 from deepfolder.runner.resume import (
@@ -43,10 +44,10 @@ from deepfolder.runner.resume import (
 )
 from deepfolder.runner.revision import RecordedModel, Revisor
 from deepfolder.settings import Settings
-from deepfolder.tools.base import Tool, ToolContext
+from deepfolder.tools import available_tools
+from deepfolder.tools.base import ToolContext
 from deepfolder.trace.recorder import RunRecorder
 from deepfolder.validate.command import write_evidence
-from deepfolder.validate.constraints import parse_request
 from deepfolder.validate.length import count_length
 
 
@@ -59,36 +60,6 @@ class RunResult:
     cut_short: bool
     error: str | None = None
     """Why the run produced no report (an empty final answer); None when it did."""
-
-
-def available_tools(ctx: ToolContext) -> list[Tool]:
-    """The core tools plus every optional tool whose parts are installed."""
-    from deepfolder.tools.core import CORE_TOOLS
-
-    tools = list(CORE_TOOLS)
-    optional = [
-        ("deepfolder.tools.python", "run_python"),
-        ("deepfolder.tools.image", "inspect_image"),
-        ("deepfolder.tools.media", "transcript"),
-        ("deepfolder.tools.video", "inspect_video"),
-    ]
-    import importlib
-
-    kinds = {s.kind for s in ctx.index.sources()}
-    for module, name in optional:
-        if name == "run_python" and not ctx.data_files:
-            continue
-        if name == "inspect_image" and "image" not in kinds:
-            continue
-        if name in ("transcript",) and not kinds & {"audio", "video"}:
-            continue
-        if name == "inspect_video" and "video" not in kinds:
-            continue
-        try:
-            tools.append(getattr(importlib.import_module(module), name))
-        except (ImportError, AttributeError):
-            continue
-    return tools
 
 
 def choose_policy(settings: Settings, model: ChatModel) -> str:
@@ -193,18 +164,18 @@ def _run_in(
         run_dir=run_dir,
         index_dir=corpus.index_dir,
         data_files=list(corpus.data_files),
-        services={"language": language},
+        language=language,
     )
     from deepfolder.analysis.sandbox import SandboxLimits
 
     a = settings.analysis
-    ctx.services["python_limits"] = SandboxLimits(
+    ctx.sandbox_limits = SandboxLimits(
         wall_s=a.wall_s, cpu_s=a.cpu_s, memory_mb=a.memory_mb, output_chars=a.output_chars
     )
     if vision is None:
         vision = _vision_model(settings)
     if vision is not None:
-        ctx.services["vision"] = resume.wrap(vision) if resume else vision
+        ctx.vision = resume.wrap(vision) if resume else vision
     tools = available_tools(ctx)
     policy = choose_policy(settings, model)
     from deepfolder.agent.brief import build_brief
@@ -217,11 +188,9 @@ def _run_in(
     if resume is not None:
         resume.attach(recorder)
     set_retry_listener(model, recorder.record_retry)  # retries are steps of the run
-    if "vision" in ctx.services:  # the vision model's calls belong in the trace too
-        set_retry_listener(ctx.services["vision"], recorder.record_retry)
-        ctx.services["vision"] = RecordedModel(
-            ctx.services["vision"], recorder, "vision", lambda: recorder.turn
-        )
+    if ctx.vision is not None:  # the vision model's calls belong in the trace too
+        set_retry_listener(ctx.vision, recorder.record_retry)
+        ctx.vision = RecordedModel(ctx.vision, recorder, "vision", lambda: recorder.turn)
     try:
         summary = corpus.summary()
         if brief.files:  # the user's own files, from the files themselves, with citations
@@ -345,10 +314,9 @@ def _run_in(
         recorder.append_turns_block("Run failed", [f"model error: {exc}"])
         raise ModelError(f"{exc} (the trace is kept in {run_dir})") from exc
     finally:
-        sandbox = ctx.services.get("python")  # the run's own analysis worker
-        if sandbox is not None:
+        if ctx.sandbox is not None:  # the run's own analysis worker
             with contextlib.suppress(Exception):  # closing must not hide the report
-                sandbox.close()
+                ctx.sandbox.close()
         corpus.close()
         recorder.close()
     report_path = run_dir / ("report.html" if constraints.format == "html" else "report.md")

@@ -22,6 +22,13 @@ mark its own output (``ToolOutput.quoted``) has its whole observation quoted by
 :func:`quote_observation`, which the agent applies to every observation before the
 model sees it. Text inside cannot close the tag early: any ``<material`` or
 ``</material`` in it is neutralised.
+
+A tool that a run cannot always use says when it can, beside its definition:
+``@tool(available=folder_has("video"))``. The runner offers the model every registered
+tool (``deepfolder.tools.TOOL_MODULES``) whose rule holds for the run's context.
+
+What a tool keeps between its calls in one run is its own: a state class defined in the
+tool's module, reached with ``ctx.state_of(ThatClass)``.
 """
 
 from __future__ import annotations
@@ -35,11 +42,15 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Literal, TypeVar, get_args, get_origin, overload
 
+from deepfolder.analysis.sandbox import PythonSandbox, SandboxLimits
 from deepfolder.index.base import Index
+from deepfolder.llm.base import ChatModel
 from deepfolder.records import Evidence, Usage
 from deepfolder.settings import Settings
+
+State = TypeVar("State")
 
 
 class ToolArgumentError(ValueError):
@@ -127,8 +138,26 @@ class ToolContext:
     cost: float | None = None
     data_files: list[str] = field(default_factory=list)
     """Paths (relative to the folder) of data files the analysis tool may read."""
-    services: dict[str, Any] = field(default_factory=dict)
-    """Optional components tools may use (vision model, python worker…), by name."""
+    language: str = "en"
+    """The report's language (``zh`` / ``en``): locator labels in observations follow it."""
+    vision: ChatModel | None = None
+    """The vision model tools may show pictures to; None when none is configured."""
+    sandbox_limits: SandboxLimits | None = None
+    """Limits of the analysis sandbox; None means ``SandboxLimits()``'s defaults."""
+    sandbox: PythonSandbox | None = None
+    """The run's persistent analysis worker, started by ``run_python``'s first call;
+    whoever ends the run closes it."""
+    tool_state: dict[type, object] = field(default_factory=dict)
+    """Each tool's own bookkeeping in this run, keyed by the tool's state class; use
+    :meth:`state_of`."""
+
+    def state_of(self, kind: type[State]) -> State:
+        """This run's ``kind`` (a tool's state class), made by ``kind()`` on first use."""
+        state = self.tool_state.get(kind)
+        if not isinstance(state, kind):
+            state = kind()
+            self.tool_state[kind] = state
+        return state
 
     def remember(self, evidence: list[Evidence]) -> None:
         for ev in evidence:
@@ -153,6 +182,11 @@ class Tool:
     description: str
     parameters: dict[str, Any]
     fn: Callable[..., ToolOutput]
+    availability: Callable[[ToolContext], bool] | None = None
+    """When a run can use the tool (the folder has videos, data files…); None: always."""
+
+    def is_available(self, ctx: ToolContext) -> bool:
+        return self.availability is None or self.availability(ctx)
 
     def spec(self) -> dict[str, Any]:
         return {
@@ -327,8 +361,38 @@ def _parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
     return head.strip(), params
 
 
-def tool(fn: Callable[..., ToolOutput]) -> Tool:
-    """Make a Tool from a function whose first parameter is the ToolContext."""
+def folder_has(*kinds: str) -> Callable[[ToolContext], bool]:
+    """An availability rule: the run's folder holds a source of one of ``kinds``."""
+    wanted = set(kinds)
+    return lambda ctx: any(s.kind in wanted for s in ctx.index.sources())
+
+
+@overload
+def tool(fn: Callable[..., ToolOutput], /) -> Tool: ...
+
+
+@overload
+def tool(
+    *, available: Callable[[ToolContext], bool] | None = None
+) -> Callable[[Callable[..., ToolOutput]], Tool]: ...
+
+
+def tool(
+    fn: Callable[..., ToolOutput] | None = None,
+    /,
+    *,
+    available: Callable[[ToolContext], bool] | None = None,
+) -> Tool | Callable[[Callable[..., ToolOutput]], Tool]:
+    """Make a Tool from a function whose first parameter is the ToolContext; as
+    ``@tool(available=rule)``, one that a run offers only when ``rule(ctx)`` holds."""
+    if fn is None:
+        return lambda f: _make_tool(f, available)
+    return _make_tool(fn, available)
+
+
+def _make_tool(
+    fn: Callable[..., ToolOutput], available: Callable[[ToolContext], bool] | None
+) -> Tool:
     description, param_docs = _parse_docstring(fn.__doc__ or "")
     hints = typing.get_type_hints(fn)
     sig = inspect.signature(fn)
@@ -348,4 +412,10 @@ def tool(fn: Callable[..., ToolOutput]) -> Tool:
     parameters: dict[str, Any] = {"type": "object", "properties": props}
     if required:
         parameters["required"] = required
-    return Tool(name=fn.__name__, description=description, parameters=parameters, fn=fn)
+    return Tool(
+        name=fn.__name__,
+        description=description,
+        parameters=parameters,
+        fn=fn,
+        availability=available,
+    )

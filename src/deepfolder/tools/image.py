@@ -4,7 +4,7 @@ is configured.
 Always returned, as citable evidence from the index: the image's metadata segment (size,
 format, EXIF date/camera, dominant colours) and its OCR text blocks. Then:
 
-- with a vision model (``ctx.services["vision"]``, a ChatModel that accepts OpenAI-style
+- with a vision model (``ctx.vision``, a ChatModel that accepts OpenAI-style
   image parts), the question and the image (a base64 JPEG data URL, at most
   ``MAX_SIDE`` pixels a side) go to the model; its answer becomes new evidence — a
   Source of kind ``image`` derived from the file, one segment whose id is derived from
@@ -41,7 +41,7 @@ from deepfolder.records import (
     Source,
     short_hash,
 )
-from deepfolder.tools.base import ToolArgumentError, ToolContext, ToolOutput, tool
+from deepfolder.tools.base import ToolArgumentError, ToolContext, ToolOutput, folder_has, tool
 
 MAX_SIDE = 1536
 """Longest side of the picture sent to a vision model (larger images are scaled down)."""
@@ -211,7 +211,7 @@ def _known_text(target: ImageTarget) -> str:
     return "\n".join(lines) if lines else "(nothing indexed for this image)"
 
 
-@tool
+@tool(available=folder_has("image"))
 def inspect_image(ctx: ToolContext, source: str, question: str) -> ToolOutput:
     """Look at one image of the folder: returns its OCR text and metadata (size, colours,
     date) as evidence, and, when a vision model is configured, that model's answer to
@@ -228,7 +228,7 @@ def inspect_image(ctx: ToolContext, source: str, question: str) -> ToolOutput:
     target = _find_target(ctx, source)
     evidence = list(target.evidence)
     parts = [f"Image {target.label} — what the index knows:", _known_text(target)]
-    model = ctx.services.get("vision")
+    model = ctx.vision
     if model is None:
         parts.append(f"Note: {NO_VISION_NOTE}. Do not describe the picture beyond this.")
     else:
@@ -253,3 +253,6 @@ def inspect_image(ctx: ToolContext, source: str, question: str) -> ToolOutput:
     ctx.remember(evidence)
     parts.append(ctx.status_line())
     return ToolOutput(text="\n".join(parts), evidence=evidence)
+
+
+TOOLS = [inspect_image]

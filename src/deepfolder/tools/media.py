@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from deepfolder.records import Evidence, Segment, Source, format_seconds
-from deepfolder.tools.base import ToolArgumentError, ToolContext, ToolOutput, tool
+from deepfolder.tools.base import ToolArgumentError, ToolContext, ToolOutput, folder_has, tool
 
 MAX_CHARS = 6000
 """Observation budget; a longer transcript ends with how to ask for the rest."""
@@ -108,7 +108,7 @@ def transcript_lines(
     return lines
 
 
-@tool
+@tool(available=folder_has(*MEDIA_KINDS))
 def transcript(
     ctx: ToolContext, source: str, start: float | None = None, end: float | None = None
 ) -> ToolOutput:
@@ -157,3 +157,6 @@ def transcript(
     ctx.remember(shown)
     out.append(ctx.status_line())
     return ToolOutput(text="\n".join(out), evidence=shown)
+
+
+TOOLS = [transcript]

@@ -2,8 +2,9 @@
 
 The model's code runs in a ``PythonSandbox`` (``deepfolder.analysis``): a persistent,
 limited worker process with the folder's data files readable and ``run_dir/scratch`` the
-only writable place. The sandbox is created on the first call and kept in
-``ctx.services["python"]``; whoever ends the run calls its ``close()``.
+only writable place. The sandbox is created on the first call, with
+``ctx.sandbox_limits``, and kept in ``ctx.sandbox``; whoever ends the run calls its
+``close()``. The tool is offered only when the folder has data files.
 
 What a call leaves behind, so the report can show and cite it:
 
@@ -36,7 +37,7 @@ _CJK = re.compile(r"[\u3400-\u9fff]")
 
 @dataclass
 class AnalysisState:
-    """Per-run bookkeeping of the tool, kept in ``ctx.services["python_state"]``."""
+    """Per-run bookkeeping of the tool: ``ctx.state_of(AnalysisState)``."""
 
     analyses: int = 0
     figure_numbers: dict[str, int] = field(default_factory=dict)
@@ -47,10 +48,10 @@ class AnalysisState:
 
 def get_sandbox(ctx: ToolContext) -> PythonSandbox:
     """The run's sandbox, created on first use from the context."""
-    sandbox = ctx.services.get("python")
+    sandbox = ctx.sandbox
     if sandbox is None:
         scratch = _run_dir(ctx) / "scratch"
-        limits = ctx.services.get("python_limits") or SandboxLimits()
+        limits = ctx.sandbox_limits or SandboxLimits()
         sandbox = PythonSandbox(
             ctx.folder,
             list(ctx.data_files),
@@ -58,7 +59,7 @@ def get_sandbox(ctx: ToolContext) -> PythonSandbox:
             limits,
             require_isolation=ctx.settings.analysis.require_isolation,
         )
-        ctx.services["python"] = sandbox
+        ctx.sandbox = sandbox
     return sandbox
 
 
@@ -68,7 +69,7 @@ def _run_dir(ctx: ToolContext) -> Path:
     return ctx.run_dir
 
 
-@tool
+@tool(available=lambda ctx: bool(ctx.data_files))
 def run_python(ctx: ToolContext, code: str) -> ToolOutput:
     """Run Python code on the folder's data files (CSV, Excel, JSON) to compute
     statistics and draw charts. The session persists between calls like notebook cells:
@@ -93,9 +94,9 @@ def run_python(ctx: ToolContext, code: str) -> ToolOutput:
         code: Python source to run, several lines allowed; the last expression's value is shown.
     """
     sandbox = get_sandbox(ctx)
-    state: AnalysisState = ctx.services.setdefault("python_state", AnalysisState())
+    state = ctx.state_of(AnalysisState)
     result = sandbox.run(code)
-    language = str(ctx.services.get("language") or "")
+    language = ctx.language
     run_dir = _run_dir(ctx)
 
     evidence: list[Evidence] = []
@@ -260,3 +261,6 @@ def _head_tail(text: str, limit: int) -> str:
         return text
     half = limit // 2
     return f"{text[:half]}\n[... {len(text) - 2 * half} characters omitted ...]\n{text[-half:]}"
+
+
+TOOLS = [run_python]

@@ -9,10 +9,11 @@ What the tool uses, all restricted to ``[start, end)``:
   another slide just because an index segment is wider than the window;
 - the keyframes on screen in the window, plus, when the question is about what is shown
   or what changes, frames decoded evenly inside the window (``perception.frames``);
-- the vision model (``ctx.services["vision"]``, a ChatModel) over exactly those frames
-  when one is configured. Its answer becomes new evidence with ``Locator(start, end)``,
-  registered in ``ctx.created`` and ``ctx.seen``. The frame times sent are written in the
-  observation and appended to ``<run_dir>/vision_calls.jsonl``.
+- the vision model (``ctx.vision``, a ChatModel) over exactly those frames when one is
+  configured. Its answer becomes new evidence with ``Locator(start, end)``, registered
+  in ``ctx.created`` and ``ctx.seen``. The frame times sent are written in the
+  observation, kept in the run's :class:`VisionCallLog` and appended to
+  ``<run_dir>/vision_calls.jsonl``.
 
 Without a vision model the observation says plainly that no frame was looked at and the
 answer can rest only on OCR text and the transcript.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass, field
 from typing import Any
 
 from deepfolder.perception.frames import (
@@ -32,7 +34,7 @@ from deepfolder.perception.frames import (
 )
 from deepfolder.perception.vision import ask_about_frames, clock
 from deepfolder.records import Evidence, Locator, Segment, Source, format_seconds
-from deepfolder.tools.base import ToolArgumentError, ToolContext, ToolOutput, tool
+from deepfolder.tools.base import ToolArgumentError, ToolContext, ToolOutput, folder_has, tool
 from deepfolder.tools.core import resolve_source_names
 
 MAX_FRAMES = 6
@@ -88,17 +90,22 @@ def _window(source: Source, start: float | None, end: float | None) -> tuple[flo
     return lo, min(hi, duration) if duration else hi
 
 
+@dataclass
+class VisionCallLog:
+    """The tool's vision-model calls in this run: ``ctx.state_of(VisionCallLog)``."""
+
+    calls: list[dict[str, Any]] = field(default_factory=list)
+
+
 def _record_vision_call(ctx: ToolContext, record: dict[str, Any]) -> None:
-    log = ctx.services.setdefault("vision_calls", [])
-    if isinstance(log, list):
-        log.append(record)
+    ctx.state_of(VisionCallLog).calls.append(record)
     if ctx.run_dir is not None:
         ctx.run_dir.mkdir(parents=True, exist_ok=True)
         with (ctx.run_dir / "vision_calls.jsonl").open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
-@tool
+@tool(available=folder_has("video"))
 def inspect_video(
     ctx: ToolContext,
     source: str,
@@ -122,7 +129,7 @@ def inspect_video(
     video = _video_source(ctx, source)
     lo, hi = _window(video, start, end)
     meta = video.meta
-    language = ctx.services.get("language", "en")
+    language = ctx.language
     header = (
         f"{video.display_name}, window {format_seconds(lo)}–{format_seconds(hi)} "
         f"(video lasts {format_seconds(float(meta.get('duration') or 0))})"
@@ -145,7 +152,7 @@ def inspect_video(
     speech = [p for p in meta.get("speech", []) if _in_window(p, lo, hi)]
     subtitles = [p for p in meta.get("subtitles", []) if _in_window(p, lo, hi)]
 
-    vision = ctx.services.get("vision")
+    vision = ctx.vision
     dense = question_needs_frames(question)
     video_path = ctx.folder / video.path
     frames: list[WindowFrame] = []
@@ -222,3 +229,6 @@ def inspect_video(
         lines.append(f"[{vision_ev.id}] what the frames show: {answer.text}")
     lines.append(ctx.status_line())
     return ToolOutput(text="\n".join(lines), evidence=evidence)
+
+
+TOOLS = [inspect_video]

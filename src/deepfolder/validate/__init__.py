@@ -1,7 +1,7 @@
 """The validator: every citation real and supporting, every stated constraint met.
 
-- :mod:`.constraints` reads length, sections, format, style, language and figures from
-  the request;
+- the constraints it checks (length, sections, format, style, language, figures) are
+  the request model's (:mod:`deepfolder.request_model`);
 - :mod:`.length` counts 字 / words by the documented rule;
 - :mod:`.citations` finds and resolves citations (ids, rendered links, free form);
 - :mod:`.support` judges whether cited evidence supports each cited sentence;
@@ -18,12 +18,6 @@ The validator never searches or calls a tool.
 """
 
 from deepfolder.validate.checks import CheckResult, ValidationReport, validate_report
-from deepfolder.validate.constraints import (
-    LengthRule,
-    RequestConstraints,
-    RequiredSection,
-    parse_request,
-)
 from deepfolder.validate.length import count_length
 from deepfolder.validate.quality import remove_template_sentences
 from deepfolder.validate.repetition import remove_repeated_sentences
@@ -36,13 +30,9 @@ from deepfolder.validate.revise import (
 
 __all__ = [
     "CheckResult",
-    "LengthRule",
-    "RequestConstraints",
-    "RequiredSection",
     "RevisionInstruction",
     "ValidationReport",
     "count_length",
-    "parse_request",
     "remove_repeated_sentences",
     "remove_template_sentences",
     "revise_until_valid",

@@ -16,9 +16,9 @@ from typing import Any
 
 from deepfolder.llm.base import ChatModel
 from deepfolder.records import Evidence
+from deepfolder.request_model import RequestConstraints, RequiredSection, cjk_ratio
 from deepfolder.settings import Settings, ValidateSettings
 from deepfolder.validate.citations import FoundCitation, check_citations, find_citations
-from deepfolder.validate.constraints import RequestConstraints, RequiredSection, cjk_ratio
 from deepfolder.validate.document import (
     FENCE,
     HEADING,

@@ -17,9 +17,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from deepfolder.records import Evidence, Segment, Source
+from deepfolder.request_model import parse_request
 from deepfolder.settings import Settings
 from deepfolder.validate.checks import Resolver, ValidationReport, validate_report
-from deepfolder.validate.constraints import parse_request
 
 
 class CheckError(ValueError):

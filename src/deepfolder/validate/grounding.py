@@ -18,8 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from deepfolder.records import Evidence
+from deepfolder.request_model import RequestConstraints
 from deepfolder.validate.citations import FoundCitation, Resolver
-from deepfolder.validate.constraints import RequestConstraints
 from deepfolder.validate.document import split_sections
 from deepfolder.validate.length import count_length
 from deepfolder.validate.result import CheckResult

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import re
 
+from deepfolder.request_model import RequestConstraints
 from deepfolder.validate.citations import remove_citations
-from deepfolder.validate.constraints import RequestConstraints
 from deepfolder.validate.document import HEADING, Heading, is_html, lines_outside_fences
 from deepfolder.validate.placeholders import template_text
 from deepfolder.validate.repetition import remove_sentences, repeated_sentences, report_sentences

@@ -22,6 +22,7 @@ from typing import Literal
 
 from deepfolder.llm.base import ModelError
 from deepfolder.records import Evidence
+from deepfolder.request_model import RequestConstraints, RequiredSection
 from deepfolder.validate.checks import ValidationReport, title_similarity
 from deepfolder.validate.citations import (
     Resolver,
@@ -29,7 +30,6 @@ from deepfolder.validate.citations import (
     find_citations,
     label_matches,
 )
-from deepfolder.validate.constraints import RequestConstraints, RequiredSection
 from deepfolder.validate.document import (
     Section,
     join_sections,

@@ -33,8 +33,8 @@ import numpy as np
 
 from deepfolder.llm.base import ChatModel, ModelError
 from deepfolder.records import Evidence
+from deepfolder.request_model import cjk_ratio
 from deepfolder.validate.citations import remove_citations
-from deepfolder.validate.constraints import cjk_ratio
 from deepfolder.validate.placeholders import template_text, without_template_sentences
 
 Verdict = Literal["supported", "weak", "unsupported"]

@@ -1,4 +1,8 @@
-"""Read the checkable constraints out of a request, in Chinese or English.
+"""The request model: the checkable constraints read out of a request, in Chinese or
+English (:func:`parse_request` → :class:`RequestConstraints`).
+
+The runner, the agent, the tools and the validator all read the request from here; like
+``records.py`` this module imports nothing else of ours.
 
 What is read (and nothing else — a constraint the code cannot check is not invented):
 
