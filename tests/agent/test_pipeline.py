@@ -58,6 +58,12 @@ def test_budgets_follow_the_requested_range() -> None:
     plans = plan_budgets([(s.label, s.title) for s in c.sections], c, "zh")
     assert [p.kind for p in plans] == ["body", "body", "references"]
     assert sum(p.budget for p in plans) == 250
+    reading = parse_request(
+        "写一篇2000至3000字的论文阅读报告，包含（1）论文基本信息；（2）核心内容摘要；（3）关键技术解析"
+    )
+    plans = plan_budgets([(s.label, s.title) for s in reading.sections], reading, "zh")
+    # the basic information takes half a share: 2500 字 over 0.5 + 1 + 1
+    assert [p.budget for p in plans] == [500, 1000, 1000]
 
 
 def test_attach_citations_picks_best_overlap_and_skips_unrelated() -> None:

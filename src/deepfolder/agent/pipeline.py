@@ -203,9 +203,20 @@ def plan_budgets(
     ]
     body = [p for p in plans if p.kind == "body"]
     total = target_total(c, language)
-    for p in body:
-        p.budget = max(60, total // max(1, len(body)))
+    # A basic-information section (title, authors, venue, the problem in a paragraph)
+    # takes half a share; the length goes to the sections with content.
+    weights = [BASIC_WEIGHT if _is_basic(p.title) else 1.0 for p in body]
+    for p, w in zip(body, weights, strict=True):
+        p.budget = max(60, int(total * w / sum(weights)))
     return plans
+
+
+BASIC_WEIGHT = 0.5
+
+
+def _is_basic(title: str) -> bool:
+    intent = grounding.section_intent(title)
+    return intent is not None and intent.name == "basic"
 
 
 def plan_sections(state: PipelineState) -> Generator[Step, None, list[SectionPlan]]:
