@@ -16,7 +16,7 @@ from deepfolder.index import open_index
 from deepfolder.llm.fake import FunctionModel
 from deepfolder.records import FinalAnswerStep, Locator, NoteStep, Segment, Source, ToolCallStep
 from deepfolder.tools.base import ToolContext
-from spine_fixtures import pipeline_state
+from spine_fixtures import run_state
 
 REQUEST = (
     "请基于我提供的论文及相关视频，写一篇600至900字的论文阅读报告，包含（1）论文基本信息；"
@@ -96,7 +96,7 @@ def _writer(messages, tools):  # type: ignore[no-untyped-def]
 
 def _run(tmp_path: Path, *, with_video: bool = True) -> tuple[str, list]:  # type: ignore[type-arg]
     ctx = _context(tmp_path, with_video=with_video)
-    state = pipeline_state(ctx, REQUEST, FunctionModel(_writer, is_local=True))
+    state = run_state(ctx, REQUEST, FunctionModel(_writer, is_local=True))
     state.brief = build_brief(ctx.index)
     steps = list(run_pipeline(state))
     final = steps[-1]
@@ -154,7 +154,7 @@ def test_a_sentence_repeated_across_sections_is_written_once(tmp_path: Path) -> 
         return "DPO 用一个简单的分类损失直接在偏好数据上训练语言模型，不需要单独的奖励模型。"
 
     ctx = _context(tmp_path, with_video=True)
-    state = pipeline_state(ctx, REQUEST, FunctionModel(repeating, is_local=True))
+    state = run_state(ctx, REQUEST, FunctionModel(repeating, is_local=True))
     state.brief = build_brief(ctx.index)
     steps = list(run_pipeline(state))
     text = steps[-1].text
@@ -175,5 +175,5 @@ def test_a_request_built_on_the_users_data_gets_the_analysis(
     tmp_path: Path, request_text: str, expected: bool
 ) -> None:
     ctx = _context(tmp_path, with_video=False)
-    state = pipeline_state(ctx, request_text, FunctionModel(_writer, is_local=True))
+    state = run_state(ctx, request_text, FunctionModel(_writer, is_local=True))
     assert wants_analysis(state) is expected

@@ -21,14 +21,16 @@ from typing import Any
 
 from rich.console import Console
 
-from deepfolder.agent.loop import Conversation, run_agent
-from deepfolder.agent.pipeline import PipelineState, run_pipeline
+from deepfolder.agent.loop import run_agent
+from deepfolder.agent.pipeline import run_pipeline
 from deepfolder.agent.prompts import (
     AGENT_SYSTEM,
     describe_constraints,
     language_name,
     task_message,
 )
+from deepfolder.agent.recording import RecordedModel
+from deepfolder.agent.state import Conversation, RunState
 from deepfolder.llm.base import ChatModel, ModelError, set_retry_listener
 from deepfolder.records import Evidence, FinalAnswerStep, NoteStep, Step, TaskStep
 from deepfolder.report.render import finalize_markdown, markdown_to_html, title_of
@@ -41,7 +43,7 @@ from deepfolder.runner.resume import (
     record_inputs,
     start_run_record,
 )
-from deepfolder.runner.revision import RecordedModel, Revisor
+from deepfolder.runner.revision import Revisor
 from deepfolder.settings import Settings
 from deepfolder.tools.base import Tool, ToolContext
 from deepfolder.trace.recorder import RunRecorder
@@ -220,7 +222,7 @@ def _run_in(
     if "vision" in ctx.services:  # the vision model's calls belong in the trace too
         set_retry_listener(ctx.services["vision"], recorder.record_retry)
         ctx.services["vision"] = RecordedModel(
-            ctx.services["vision"], recorder, "vision", lambda: recorder.turn
+            ctx.services["vision"], recorder.record, "vision", lambda: recorder.turn
         )
     try:
         summary = corpus.summary()
@@ -247,7 +249,7 @@ def _run_in(
         recorder.milestone(
             f"{policy} policy with {model.name}; tools: {', '.join(t.name for t in tools)}"
         )
-        state = PipelineState(
+        state = RunState(
             model=model,
             ctx=ctx,
             tools={t.name: t for t in tools},
