@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
-from deepfolder.agent.loop import prompt_hash
+from deepfolder.agent.recording import prompt_hash
 from openai_server import LoopbackServer, send_json
 from openai_server import completion as base_completion
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from deepfolder.agent.loop import Conversation
-from deepfolder.agent.pipeline import PipelineState
+from deepfolder.agent.state import Conversation, RunState
 from deepfolder.index import open_index
 from deepfolder.index.base import Index
 from deepfolder.llm.base import ChatModel
@@ -92,16 +91,16 @@ def small_context(tmp_path: Path) -> ToolContext:
     )
 
 
-def pipeline_state(
+def run_state(
     ctx: ToolContext,
     request: str,
     model: ChatModel,
     *,
     tools: Sequence[Tool] = CORE_TOOLS,
     conv: Conversation | None = None,
-) -> PipelineState:
+) -> RunState:
     """A Chinese pipeline run's state over ``ctx`` for ``request`` (system prompt "s")."""
-    return PipelineState(
+    return RunState(
         model=model,
         ctx=ctx,
         tools={t.name: t for t in tools},

@@ -24,7 +24,7 @@ from deepfolder.records import (
     ToolCallStep,
 )
 from deepfolder.tools.base import ToolContext
-from spine_fixtures import pipeline_state
+from spine_fixtures import run_state
 
 REQUEST = (
     "请基于我提供的论文及相关视频，写一篇600至900字的论文阅读报告，包含（1）论文基本信息；"
@@ -106,7 +106,7 @@ def _writer(messages, tools):  # type: ignore[no-untyped-def]
 
 def _run(tmp_path: Path, *, with_video: bool = True) -> tuple[str, list]:  # type: ignore[type-arg]
     ctx = _context(tmp_path, with_video=with_video)
-    state = pipeline_state(ctx, REQUEST, FunctionModel(_writer, is_local=True))
+    state = run_state(ctx, REQUEST, FunctionModel(_writer, is_local=True))
     state.brief = build_brief(ctx.index)
     steps = list(run_pipeline(state))
     final = steps[-1]
@@ -164,7 +164,7 @@ def test_a_sentence_repeated_across_sections_is_written_once(tmp_path: Path) -> 
         return "DPO 用一个简单的分类损失直接在偏好数据上训练语言模型，不需要单独的奖励模型。"
 
     ctx = _context(tmp_path, with_video=True)
-    state = pipeline_state(ctx, REQUEST, FunctionModel(repeating, is_local=True))
+    state = run_state(ctx, REQUEST, FunctionModel(repeating, is_local=True))
     state.brief = build_brief(ctx.index)
     steps = list(run_pipeline(state))
     text = steps[-1].text
@@ -185,7 +185,7 @@ def test_a_request_built_on_the_users_data_gets_the_analysis(
     tmp_path: Path, request_text: str, expected: bool
 ) -> None:
     ctx = _context(tmp_path, with_video=False)
-    state = pipeline_state(ctx, request_text, FunctionModel(_writer, is_local=True))
+    state = run_state(ctx, request_text, FunctionModel(_writer, is_local=True))
     assert wants_analysis(state) is expected
 
 
@@ -200,7 +200,7 @@ def test_a_long_section_is_written_in_parts_each_from_its_own_pages(tmp_path: Pa
     def writer(messages, tools):  # type: ignore[no-untyped-def]
         return _writer(messages, tools)
 
-    state = pipeline_state(ctx, request, FunctionModel(writer, is_local=True))
+    state = run_state(ctx, request, FunctionModel(writer, is_local=True))
     state.brief = build_brief(ctx.index)
     steps = list(run_pipeline(state))
     calls = [s for s in steps if isinstance(s, ModelCallStep)]

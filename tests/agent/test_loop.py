@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 
 from deepfolder.agent.context import fit_messages, shorten_observation
-from deepfolder.agent.loop import Conversation, run_agent
+from deepfolder.agent.loop import run_agent
 from deepfolder.agent.prompts import AGENT_SYSTEM, EMPTY_REPLY, task_message
+from deepfolder.agent.state import Conversation
 from deepfolder.llm.base import ChatResponse, ToolCallRequest
 from deepfolder.llm.fake import FunctionModel, ScriptedModel, tool_call
 from deepfolder.records import (

@@ -4,18 +4,17 @@ import json
 import re
 from pathlib import Path
 
-from deepfolder.agent.loop import Conversation
 from deepfolder.agent.pipeline import (
-    SectionPlan,
     attach_citations,
     clean_section_text,
     plan_budgets,
     run_pipeline,
 )
+from deepfolder.agent.state import Conversation, SectionPlan
 from deepfolder.llm.fake import FunctionModel
 from deepfolder.records import FinalAnswerStep, ModelCallStep, ToolCallStep
 from deepfolder.request_model import parse_request
-from spine_fixtures import pipeline_state, small_context
+from spine_fixtures import run_state, small_context
 
 REQUEST = "请写一篇《图书馆报告》，包含以下章节：（1）背景；（2）主要发现；（3）参考资料。全文字数在200至300字之间。"
 
@@ -35,7 +34,7 @@ def test_pipeline_writes_every_section_with_code_attached_citations(tmp_path: Pa
     conv = Conversation(
         messages=[{"role": "system", "content": "s"}, {"role": "user", "content": REQUEST}]
     )
-    state = pipeline_state(ctx, REQUEST, FunctionModel(small_model_fn, is_local=True), conv=conv)
+    state = run_state(ctx, REQUEST, FunctionModel(small_model_fn, is_local=True), conv=conv)
     steps = list(run_pipeline(state))
     final = steps[-1]
     assert isinstance(final, FinalAnswerStep)
@@ -101,7 +100,7 @@ def test_short_section_gets_one_more_part_from_unused_excerpts(tmp_path: Path) -
             return "2024年全区电子书借阅量为8.6万册次。"
         return "建议在每家图书馆设置每周一次的数字助老辅导时段。"
 
-    state = pipeline_state(ctx, request, FunctionModel(fn, is_local=True))
+    state = run_state(ctx, request, FunctionModel(fn, is_local=True))
     text = next(s for s in run_pipeline(state) if isinstance(s, FinalAnswerStep)).text
     # one part (350 字 is about one call's worth), short: one more call, then it stops
     assert len(prompts) == 2
@@ -140,11 +139,12 @@ def test_clean_drops_repeated_lines() -> None:
 
 
 def test_whole_report_is_trimmed_in_code_to_the_maximum(tmp_path: Path) -> None:
-    from deepfolder.agent.pipeline import SectionDraft, fit_total_length
+    from deepfolder.agent.pipeline import fit_total_length
+    from deepfolder.agent.state import SectionDraft
     from deepfolder.validate.length import count_length
 
     request = "写一篇报告，包含以下章节：（1）背景；（2）发现。全文字数在50至80字之间。"
-    state = pipeline_state(
+    state = run_state(
         small_context(tmp_path), request, FunctionModel(lambda m, t: "", is_local=True), tools=()
     )
     sentence = "青禾区共有社区图书馆十四家并开通了电子书借阅服务。"

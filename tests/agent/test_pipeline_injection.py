@@ -16,7 +16,7 @@ from deepfolder.llm.fake import FunctionModel
 from deepfolder.records import FinalAnswerStep, Locator, Segment, Source
 from deepfolder.tools.base import ToolContext, without_instructions
 from injection_fixtures import INJECTION_PAGES, PAYLOADS
-from spine_fixtures import pipeline_state
+from spine_fixtures import run_state
 
 REQUEST = (
     "请基于我提供的调研报告，写一篇600至900字的《社区图书馆服务报告》，包含（1）背景；"
@@ -54,7 +54,7 @@ def test_injection_pages_do_not_reach_the_small_model(tmp_path: Path) -> None:
     articles, article_segs = spine_fixtures.collection(pages)
     index.add([*sources, *articles], [*segs, *article_segs])
     ctx = ToolContext(index=index, settings=settings, folder=tmp_path, language="zh")
-    state = pipeline_state(ctx, REQUEST, FunctionModel(_gullible, is_local=True))
+    state = run_state(ctx, REQUEST, FunctionModel(_gullible, is_local=True))
     state.brief = build_brief(index)
     final = list(run_pipeline(state))[-1]
     assert isinstance(final, FinalAnswerStep)

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from deepfolder.agent.loop import prompt_hash
+from deepfolder.agent.recording import prompt_hash
 from deepfolder.llm.fake import FunctionModel
 from deepfolder.llm.replay import RecordedCall, ReplayingModel, ReplayLog
 from deepfolder.runner.resume import (

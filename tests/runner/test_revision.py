@@ -46,14 +46,14 @@ def _revisor(tmp_path, reply):  # type: ignore[no-untyped-def]
     from deepfolder.llm.fake import FunctionModel
     from deepfolder.runner.revision import Revisor
     from deepfolder.trace.recorder import RunRecorder
-    from spine_fixtures import pipeline_state, small_context
+    from spine_fixtures import run_state, small_context
 
     ctx = small_context(tmp_path)
     assert ctx.run_dir is not None
     ctx.run_dir.mkdir(parents=True)
     request = "写一篇300至400字的报告，包含（1）背景（2）建议，标注来源"
     model = FunctionModel(reply, is_local=True)
-    state = pipeline_state(ctx, request, model)
+    state = run_state(ctx, request, model)
     recorder = RunRecorder(ctx.run_dir, live=False)
     revisor = Revisor(state, "pipeline", recorder, ctx.index.get, ctx.run_dir, None, ctx.settings)
     try:
@@ -139,7 +139,7 @@ def test_agent_revisor_shows_the_users_files_first(tmp_path) -> None:  # type: i
 
 
 def test_pipeline_revisor_does_not_pad_a_title_section(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from deepfolder.agent.pipeline import SectionDraft, SectionPlan
+    from deepfolder.agent.state import SectionDraft, SectionPlan
     from deepfolder.validate.document import Section
 
     def writer(messages, tools):  # type: ignore[no-untyped-def]

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from deepfolder.agent.loop import execute_tool
+from deepfolder.agent.recording import execute_tool
 from deepfolder.llm.base import ToolCallRequest
 from deepfolder.records import Locator, Segment, Source
 from deepfolder.settings import Settings

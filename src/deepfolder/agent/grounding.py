@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from deepfolder.agent.attach import SENTENCE_RE
 from deepfolder.agent.brief import FileBrief, MaterialBrief
+from deepfolder.agent.prompts import IDENTITY_STATED_EN, IDENTITY_STATED_ZH
 from deepfolder.records import Evidence
 from deepfolder.request_model import material_kinds_named
 from deepfolder.validate.grounding import MATERIAL_KIND
@@ -381,16 +382,7 @@ def section_notes(title: str, brief: MaterialBrief | None, language: str) -> lis
         return []
     if not any(f.fact("title") for f in section_scope(title, brief)):
         return []
-    if language.startswith("zh"):
-        return [
-            "本节开头已由系统写明题目、作者、单位和发表信息，不要再列出作者、单位或日期，"
-            "只用两段连贯的文字介绍论文研究的问题、提出的方法和主要贡献"
-        ]
-    return [
-        "the title, authors, affiliation and venue are already stated at the start of the "
-        "section: do not list them again; write two paragraphs on the problem the work "
-        "addresses, its method and its main contributions"
-    ]
+    return [IDENTITY_STATED_ZH if language.startswith("zh") else IDENTITY_STATED_EN]
 
 
 def material_notes(

@@ -10,45 +10,16 @@ empty final answer saying so (the runner fails such a run, it never ships it).
 
 from __future__ import annotations
 
-import hashlib
-import json
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from deepfolder.agent.context import fit_messages
 from deepfolder.agent.prompts import CUT_SHORT, EMPTY_REPLY
-from deepfolder.llm.base import ChatModel, ChatResponse, ToolCallRequest
-from deepfolder.records import (
-    FinalAnswerStep,
-    ModelCallStep,
-    NoteStep,
-    Step,
-    ToolCallStep,
-    ToolResultStep,
-    Usage,
-)
-from deepfolder.tools.base import (
-    Tool,
-    ToolArgumentError,
-    ToolContext,
-    ToolOutput,
-    quote_observation,
-)
-
-
-@dataclass
-class Conversation:
-    """The messages of one run; the first two (system, task) are never dropped."""
-
-    messages: list[dict[str, Any]]
-    usage: Usage = field(default_factory=Usage)
-
-
-def prompt_hash(messages: list[dict[str, Any]]) -> str:
-    blob = json.dumps(messages, ensure_ascii=False, sort_keys=True).encode("utf-8")
-    return hashlib.sha256(blob).hexdigest()[:16]
+from deepfolder.agent.recording import model_call_step, tool_call_steps
+from deepfolder.agent.state import Conversation
+from deepfolder.llm.base import ChatModel, ChatResponse
+from deepfolder.records import FinalAnswerStep, ModelCallStep, NoteStep, Step
+from deepfolder.tools.base import Tool, ToolContext
 
 
 def call_model(
@@ -63,14 +34,17 @@ def call_model(
     ctx: ToolContext | None = None,
     **kwargs: Any,
 ) -> tuple[ChatResponse, ModelCallStep]:
-    """One model call over the budgeted conversation, as a recorded step."""
+    """One model call over the budgeted conversation, as a recorded step; its usage is
+    added to the conversation's (and the tool context's) running total."""
     budget = max(1024, model.context_window - max_tokens - 256)
     fitted = fit_messages(
         conv.messages, budget=budget, count=model.count_tokens, keep_recent=keep_recent
     )
-    started = time.time()
-    response = model.chat(
+    response, step = model_call_step(
+        model,
         fitted,
+        turn=turn,
+        purpose=purpose,
         tools=[t.spec() for t in tools] if tools else None,
         max_tokens=max_tokens,
         **kwargs,
@@ -78,47 +52,7 @@ def call_model(
     conv.usage = conv.usage + response.usage
     if ctx is not None:
         ctx.usage = ctx.usage + response.usage
-    step = ModelCallStep(
-        turn=turn,
-        at=started,
-        duration=time.time() - started,
-        model=model.name,
-        messages=fitted,
-        tools=[t.name for t in tools or []],
-        response_text=response.content,
-        tool_calls=[c.to_dict() for c in response.tool_calls],
-        finish_reason=response.finish_reason,
-        usage=response.usage,
-        purpose=purpose,
-        prompt_sha256=prompt_hash(fitted),
-    )
     return response, step
-
-
-def execute_tool(
-    call: ToolCallRequest, tools: dict[str, Tool], ctx: ToolContext
-) -> tuple[ToolOutput, str | None]:
-    """Run one tool call. The model's mistakes come back as fixable observations; our own
-    exceptions are reported too (the run goes on) and named as internal errors. Folder
-    text in the observation is quoted as material (``quote_observation``)."""
-    if call.parse_error:
-        return ToolOutput(f"Malformed tool call: {call.parse_error}", is_error=True), None
-    if not isinstance(call.arguments, dict):
-        got = type(call.arguments).__name__
-        text = f"Malformed tool call: the arguments of {call.name} must be a JSON object, got {got}"
-        return ToolOutput(text, is_error=True), None
-    tool = tools.get(call.name)
-    if tool is None:
-        known = ", ".join(sorted(tools))
-        what = f"Unknown tool {call.name!r}" if call.name else "A tool call without a tool name"
-        return ToolOutput(f"{what}. Tools: {known}", is_error=True), None
-    try:
-        return quote_observation(call.name, tool(ctx, call.arguments), ctx.status_line()), None
-    except ToolArgumentError as exc:
-        return ToolOutput(f"Error: {exc}", is_error=True), None
-    except Exception as exc:  # an internal failure must not end the run; it is recorded
-        detail = f"{type(exc).__name__}: {exc}"
-        return ToolOutput(f"Internal error in {call.name}: {detail}", is_error=True), detail
 
 
 def run_agent(
@@ -159,24 +93,8 @@ def run_agent(
             continue
         empty_replies = 0
         for call in response.tool_calls:
-            yield ToolCallStep(turn=turn, call_id=call.id, name=call.name, arguments=call.arguments)
-            started = time.time()
-            output, internal = execute_tool(call, by_name, ctx)
-            if internal:
-                yield NoteStep(
-                    turn=turn, message=f"tool {call.name} failed: {internal}", level="error"
-                )
+            output, _ = yield from tool_call_steps(call, by_name, ctx, turn=turn)
             conv.messages.append({"role": "tool", "tool_call_id": call.id, "content": output.text})
-            yield ToolResultStep(
-                turn=turn,
-                at=started,
-                duration=time.time() - started,
-                call_id=call.id,
-                name=call.name,
-                content=output.text,
-                evidence_ids=[e.id for e in output.evidence],
-                is_error=output.is_error,
-            )
         if conv.usage.input_tokens >= max_input_tokens:
             yield from _final_without_tools(
                 model, conv, ctx, turn + 1, "token budget", keep_recent, max_tokens

@@ -23,33 +23,29 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Generator
-from dataclasses import dataclass, field
 from typing import Any
 
 from deepfolder.agent import grounding
 from deepfolder.agent.attach import attach_citations, cite_user_material
-from deepfolder.agent.brief import MaterialBrief
-from deepfolder.agent.loop import Conversation, call_model, execute_tool
+from deepfolder.agent.loop import call_model
 from deepfolder.agent.parts import deal, part_count
+from deepfolder.agent.prompts import (
+    continue_note,
+    files_line,
+    origin_label,
+    part_note,
+    plan_prompt,
+    query_prompt,
+    section_prompt,
+    translate_prompt,
+)
+from deepfolder.agent.recording import tool_call_steps
 from deepfolder.agent.section_text import clean_section_text, new_lines, trim_to
-from deepfolder.llm.base import ChatModel, ChatResponse, ToolCallRequest
-from deepfolder.records import (
-    Evidence,
-    FinalAnswerStep,
-    ModelCallStep,
-    NoteStep,
-    Step,
-    ToolCallStep,
-    ToolResultStep,
-)
+from deepfolder.agent.state import Conversation, RunState, SectionDraft, SectionPlan
+from deepfolder.llm.base import ChatResponse, ToolCallRequest
+from deepfolder.records import Evidence, FinalAnswerStep, ModelCallStep, NoteStep, Step
 from deepfolder.request_model import RequestConstraints, cjk_ratio
-from deepfolder.tools.base import (
-    Tool,
-    ToolContext,
-    ToolOutput,
-    quote_material,
-    without_instructions,
-)
+from deepfolder.tools.base import without_instructions
 from deepfolder.validate.citations import remove_citations
 from deepfolder.validate.document import is_reference_title
 from deepfolder.validate.length import count_length
@@ -73,77 +69,6 @@ PLAN_SCHEMA = {
     },
     "required": ["sections"],
 }
-
-
-@dataclass
-class SectionPlan:
-    label: str
-    title: str
-    budget: int
-    kind: str = "body"
-    """body | title | references"""
-
-    @property
-    def heading(self) -> str:
-        return f"{self.label}{self.title}".strip()
-
-
-@dataclass
-class SectionDraft:
-    plan: SectionPlan
-    text: str = ""
-    evidence: list[Evidence] = field(default_factory=list)
-
-
-@dataclass
-class PipelineState:
-    model: ChatModel
-    ctx: ToolContext
-    tools: dict[str, Tool]
-    request: str
-    constraints: RequestConstraints
-    language: str
-    conv: Conversation
-    drafts: list[SectionDraft] = field(default_factory=list)
-    used_ids: set[str] = field(default_factory=set)
-    turn: int = 0
-    max_tokens: int = 1024
-    analysis: list[Evidence] = field(default_factory=list)
-    """Computed results from the code-driven analysis, shown to the data section."""
-    figures: list[Evidence] = field(default_factory=list)
-    data_sections: list[str] = field(default_factory=list)
-    """Headings of the sections shown the computed results."""
-    figure_section: str | None = None
-    """Heading of the section the charts are embedded in."""
-    brief: MaterialBrief | None = None
-    """What the user's own files are (built in code before planning)."""
-    notes: list[str] = field(default_factory=list)
-    """What the report says it could not use (missing or unreadable material)."""
-    section_titles: list[str] = field(default_factory=list)
-    """Titles of every planned section (a section's scope leaves out what another is about)."""
-    body_sections: int = 0
-
-    @property
-    def primary(self) -> bool:
-        """The request builds on the user's files and the folder has readable ones: they
-        are the primary sources of every section."""
-        return (
-            self.brief is not None
-            and bool(self.brief.readable)
-            and self.constraints.refers_to_user_material
-        )
-
-    @property
-    def zh(self) -> bool:
-        return self.language.startswith("zh")
-
-    @property
-    def unit(self) -> str:
-        return (
-            self.constraints.length.unit
-            if self.constraints.length
-            else ("字" if self.zh else "words")
-        )
 
 
 def report_title(request: str, language: str, subject: str | None = None) -> str:
@@ -219,15 +144,11 @@ def _is_basic(title: str) -> bool:
     return intent is not None and intent.name == "basic"
 
 
-def plan_sections(state: PipelineState) -> Generator[Step, None, list[SectionPlan]]:
+def plan_sections(state: RunState) -> Generator[Step, None, list[SectionPlan]]:
     c = state.constraints
     if c.sections:
         return plan_budgets([(s.label, s.title) for s in c.sections], c, state.language)
-    prompt = (
-        f"为下面的写作要求列出3到5个报告章节标题（只输出JSON）。\n要求：{state.request}"
-        if state.zh
-        else f"List 3 to 5 section titles for this report (JSON only).\nRequest: {state.request}"
-    )
+    prompt = plan_prompt(state.request, state.zh)
     titles = yield from _json_call(state, prompt, PLAN_SCHEMA, "plan sections")
     names = [
         t.strip() for t in (titles or {}).get("sections", []) if isinstance(t, str) and t.strip()
@@ -244,7 +165,7 @@ def plan_sections(state: PipelineState) -> Generator[Step, None, list[SectionPla
 
 
 def ask(
-    state: PipelineState, prompt: str, *, max_tokens: int, purpose: str, **options: Any
+    state: RunState, prompt: str, *, max_tokens: int, purpose: str, **options: Any
 ) -> tuple[ChatResponse, ModelCallStep]:
     """One model call outside the conversation: the run's system prompt and ``prompt``,
     as the next turn (the caller yields or records the step)."""
@@ -264,7 +185,7 @@ def ask(
 
 
 def _json_call(
-    state: PipelineState, prompt: str, schema: dict, purpose: str
+    state: RunState, prompt: str, schema: dict, purpose: str
 ) -> Generator[Step, None, dict | None]:
     response, step = ask(
         state, prompt, max_tokens=200, purpose=purpose, json_schema=schema, temperature=0.2
@@ -282,7 +203,7 @@ def _json_call(
         return None
 
 
-def _subject(state: PipelineState) -> str | None:
+def _subject(state: RunState) -> str | None:
     """The title of the user file a report is about, when one stands out."""
     main = state.brief.main_file() if state.brief else None
     if main is None or main.kind not in {"pdf", "docx", "pptx", "video"} or not state.primary:
@@ -290,7 +211,7 @@ def _subject(state: PipelineState) -> str | None:
     return main.title if main.title != main.source.display_name else None
 
 
-def _topic_words(state: PipelineState) -> str:
+def _topic_words(state: RunState) -> str:
     """What the report is about: the main user file's title when there is one."""
     main = state.brief.main_file() if state.brief else None
     if main is not None and main.title and main.kind != "sheet":
@@ -299,25 +220,8 @@ def _topic_words(state: PipelineState) -> str:
     return title.group(1) if title else state.request[:40]
 
 
-def run_tool(
-    state: PipelineState, call: ToolCallRequest
-) -> Generator[Step, None, tuple[ToolOutput, str | None]]:
-    """A tool call the pipeline makes, recorded like the agent's own calls."""
-    yield ToolCallStep(turn=state.turn, call_id=call.id, name=call.name, arguments=call.arguments)
-    output, internal = execute_tool(call, state.tools, state.ctx)
-    yield ToolResultStep(
-        turn=state.turn,
-        call_id=call.id,
-        name=call.name,
-        content=output.text,
-        evidence_ids=[e.id for e in output.evidence],
-        is_error=output.is_error,
-    )
-    return output, internal
-
-
 def _search(
-    state: PipelineState, queries: list[str], k: int, sources: list[str] | None = None
+    state: RunState, queries: list[str], k: int, sources: list[str] | None = None
 ) -> Generator[Step, None, list[Evidence]]:
     if not queries:
         return []
@@ -325,14 +229,12 @@ def _search(
     if sources:
         arguments["sources"] = sources
     call = ToolCallRequest(id=f"pipeline-search-{state.turn}", name="search", arguments=arguments)
-    output, internal = yield from run_tool(state, call)
-    if internal:
-        yield NoteStep(turn=state.turn, message=f"search failed: {internal}", level="error")
+    output, _ = yield from tool_call_steps(call, state.tools, state.ctx, turn=state.turn)
     return list(output.evidence)
 
 
 def gather_evidence(
-    state: PipelineState, plan: SectionPlan, extra: int = 0, parts: int = 1
+    state: RunState, plan: SectionPlan, extra: int = 0, parts: int = 1
 ) -> Generator[Step, None, list[Evidence]]:
     """The section's evidence: the user's files it is about first (searched with their
     own words), then web pages; the model proposes extra queries in the language of
@@ -342,11 +244,7 @@ def gather_evidence(
     others = [t for t in state.section_titles if t != plan.title]
     scope = grounding.section_scope(plan.title, brief, others) if brief else []
     material_en = any(f.language == "en" for f in scope) and state.zh
-    if state.zh:
-        lang_note = "材料是英文的，请给出英文搜索词" if material_en else "请给出中文搜索词组"
-        prompt = f"报告主题：{topic}\n当前章节：{plan.title}\n{lang_note}，共2个，用于检索资料（只输出JSON）。"
-    else:
-        prompt = f"Report topic: {topic}\nSection: {plan.title}\nGive 2 search queries to find material (JSON only)."
+    prompt = query_prompt(topic, plan.title, state.zh, material_en)
     proposed = yield from _json_call(state, prompt, QUERY_SCHEMA, f"queries for {plan.heading}")
     queries = [q for q in (proposed or {}).get("queries", []) if isinstance(q, str) and q.strip()][
         :3
@@ -397,45 +295,25 @@ def _origin(ev: Evidence, zh: bool) -> str:
     label = ev.citation_label("zh" if zh else "en")
     if without_instructions(label) != label:  # a title that gives orders is not shown
         label = f"{ev.source.display_name}, {ev.segment.locator.label('zh' if zh else 'en')}"
-    if ev.source.is_user_material:
-        return f"用户文件 {label}" if zh else f"user file {label}"
-    return f"网页 {label}" if zh else f"web page {label}"
+    return origin_label(label, ev.source.is_user_material, zh)
 
 
 def write_prompt(
-    state: PipelineState, plan: SectionPlan, evidence: list[Evidence], budget: int, notes: list[str]
+    state: RunState, plan: SectionPlan, evidence: list[Evidence], budget: int, notes: list[str]
 ) -> str:
-    items = "\n".join(
-        f"[{i}] （{_origin(ev, state.zh)}）{_excerpt(ev, 360)}" for i, ev in enumerate(evidence, 1)
-    )
-    items = quote_material(items, label="excerpts")  # data, never instructions (MATERIAL_RULE)
-    style = "不要使用分点列表，写成连贯段落。" if state.constraints.no_bullets else ""
-    extra = ("\n修改要求：" + "；".join(notes)) if notes else ""
-    subject = _subject_line(state)
-    if state.zh:
-        return (
-            f"写作任务：{state.request}\n{subject}\n你现在只写其中一节：{plan.heading}\n"
-            f"要求：约{budget}字；用中文正式书面语写成二至三个连贯段落；只使用下面材料中的事实，"
-            "优先使用用户文件中的内容，网页只作补充；"
-            "不要添加材料以外的背景信息、地名或数据；英文材料请译成中文再使用；"
-            f"{style}不要写标题、列表或加粗，不要写参考文献和材料编号。{extra}\n\n"
-            f"材料：\n{items}\n\n请直接用中文输出本节正文（不要照抄英文原文）："
-        )
-    bullets = (
-        "Do not use bullet lists; write connected paragraphs. "
-        if state.constraints.no_bullets
-        else ""
-    )
-    extra_en = ("\nRevision notes: " + "; ".join(notes)) if notes else ""
-    return (
-        f"Task: {state.request}\n{subject}\nWrite only this section: {plan.heading}\n"
-        f"About {budget} words; formal; use only facts from the material below, the user's "
-        f"files first; {bullets}"
-        f"no heading, no references, no material numbers.{extra_en}\n\nMaterial:\n{items}\n\nSection text:"
+    return section_prompt(
+        request=state.request,
+        subject=_subject_line(state),
+        heading=plan.heading,
+        budget=budget,
+        excerpts=[(_origin(ev, state.zh), _excerpt(ev, 360)) for ev in evidence],
+        no_bullets=state.constraints.no_bullets,
+        notes=notes,
+        zh=state.zh,
     )
 
 
-def _subject_line(state: PipelineState) -> str:
+def _subject_line(state: RunState) -> str:
     """One line naming the user's files the report is about."""
     if not state.brief or not state.brief.readable:
         return ""
@@ -445,10 +323,10 @@ def _subject_line(state: PipelineState) -> str:
         else f.source.display_name
         for f in state.brief.readable[:4]
     ]
-    return ("用户提供的材料：" if state.zh else "The user's files: ") + "；".join(names)
+    return files_line(names, state.zh)
 
 
-def in_chinese(state: PipelineState, text: str) -> Generator[Step, None, str]:
+def in_chinese(state: RunState, text: str) -> Generator[Step, None, str]:
     """The small model often copies English excerpts into a Chinese report: paragraphs
     that are mostly English are translated (names and terms such as DPO stay)."""
     paras = text.split("\n")
@@ -456,10 +334,7 @@ def in_chinese(state: PipelineState, text: str) -> Generator[Step, None, str]:
     if not english:
         return text
     source = "\n\n".join(paras[i] for i in english)
-    prompt = (
-        "请把下面的英文内容忠实地翻译成简体中文书面语，保留人名、模型名和缩写（如 DPO、RLHF）"
-        f"的英文写法，不要增加内容，只输出译文：\n\n{source}"
-    )
+    prompt = translate_prompt(source)
     tokens = min(state.max_tokens, int(len(source) * 0.8) + 100)
     response, step = ask(state, prompt, max_tokens=tokens, purpose="translate to Chinese")
     yield step
@@ -474,7 +349,7 @@ def in_chinese(state: PipelineState, text: str) -> Generator[Step, None, str]:
 
 
 def write_section(
-    state: PipelineState, plan: SectionPlan, notes: list[str] | None = None, extra_evidence: int = 0
+    state: RunState, plan: SectionPlan, notes: list[str] | None = None, extra_evidence: int = 0
 ) -> Generator[Step, None, SectionDraft]:
     draft = SectionDraft(plan)
     if plan.kind == "title":
@@ -502,7 +377,7 @@ def write_section(
 
 
 def expand_section(
-    state: PipelineState, plan: SectionPlan, text: str, more: int, notes: list[str] | None = None
+    state: RunState, plan: SectionPlan, text: str, more: int, notes: list[str] | None = None
 ) -> Generator[Step, None, str]:
     """A section that is too short keeps what it says and gets about ``more`` units
     more, written from passages it does not cite yet (a rewrite from scratch comes out
@@ -523,7 +398,7 @@ def expand_section(
 
 
 def section_evidence(
-    state: PipelineState, plan: SectionPlan, extra: int = 0, parts: int = 1
+    state: RunState, plan: SectionPlan, extra: int = 0, parts: int = 1
 ) -> Generator[Step, None, list[Evidence]]:
     """The section's passages; a section written again may use its own earlier ones."""
     for d in state.drafts:
@@ -536,7 +411,7 @@ def section_evidence(
 
 
 def _write_parts(
-    state: PipelineState,
+    state: RunState,
     plan: SectionPlan,
     evidence: list[Evidence],
     notes: list[str] | None,
@@ -549,7 +424,7 @@ def _write_parts(
     share = max(60, plan.budget // len(groups))
     text = ""
     for k, group in enumerate(groups):
-        part_notes = [*(notes or []), *([PART_NOTE[state.zh]] if k else [])]
+        part_notes = [*(notes or []), *([part_note(state.zh)] if k else [])]
         new = yield from _write_one(state, plan, group, share, part_notes, k, len(groups))
         text = f"{text}\n\n{new_lines(new, text)}".strip() if text else new
         text, repeats = _without_repeats(state, text)
@@ -559,7 +434,7 @@ def _write_parts(
     cited = set(re.findall(r"E[0-9a-f]{8}", attach_citations(text, evidence)))
     unused = [e for e in evidence if e.id not in cited]
     if short > 0.25 * plan.budget and len(unused) >= 2:
-        notes_more = [*(notes or []), PART_NOTE[state.zh]]
+        notes_more = [*(notes or []), part_note(state.zh)]
         new = yield from _write_one(state, plan, unused, short, notes_more, len(groups), 0)
         text, repeats = _without_repeats(state, f"{text}\n\n{new_lines(new, text)}".strip())
         if repeats:
@@ -568,7 +443,7 @@ def _write_parts(
 
 
 def _write_one(
-    state: PipelineState,
+    state: RunState,
     plan: SectionPlan,
     evidence: list[Evidence],
     budget: int,
@@ -593,15 +468,10 @@ def _write_one(
 
 
 PASSAGES_PER_PART = 4
-PART_NOTE = {
-    True: "这是本节的后续部分，前文已经概括介绍过，不要再概括或重复，只写下面材料中的具体内容",
-    False: "this is a later part of the section, after its introduction: do not introduce "
-    "or summarise again; write only about the specific content of the material below",
-}
 
 
 def _write_more(
-    state: PipelineState,
+    state: RunState,
     plan: SectionPlan,
     evidence: list[Evidence],
     text: str,
@@ -617,11 +487,7 @@ def _write_more(
     section_notes = grounding.section_notes(plan.title, state.brief, state.language)
     prompt = write_prompt(state, plan, shown, max(60, remaining), [*section_notes, *(notes or [])])
     if text:
-        prompt += (
-            f"\n\n本节已经写好的部分如下，请接着写一段新的内容，不要重复：\n{text}"
-            if state.zh
-            else f"\n\nThe section so far is below; write one more paragraph that does not repeat it:\n{text}"
-        )
+        prompt += continue_note(text, state.zh)
     tokens = min(state.max_tokens, int(budget * (1.2 if state.zh else 2.0)) + 200)
     response, step = ask(
         state,
@@ -639,7 +505,7 @@ def _write_more(
     return f"{text}\n\n{new}" if new else text
 
 
-def _without_repeats(state: PipelineState, text: str) -> tuple[str, int]:
+def _without_repeats(state: RunState, text: str) -> tuple[str, int]:
     """``text`` less the sentences that repeat earlier sections or itself, and how many
     were removed."""
     prior = "\n\n".join(d.text for d in state.drafts if d.text)
@@ -650,12 +516,12 @@ def _without_repeats(state: PipelineState, text: str) -> tuple[str, int]:
     return (kept[len(prior) :].strip() if prior else kept.strip()), len(removed)
 
 
-def _cite(state: PipelineState, text: str, evidence: list[Evidence]) -> str:
+def _cite(state: RunState, text: str, evidence: list[Evidence]) -> str:
     cited = attach_citations(text, evidence)
     return cite_user_material(cited, evidence) if state.primary else cited
 
 
-def assemble(state: PipelineState) -> str:
+def assemble(state: RunState) -> str:
     title = report_title(state.request, state.language, _subject(state))
     parts = [f"# {title}", ""]
     for note in state.notes:
@@ -683,7 +549,7 @@ DATA_WORDS = (
 )
 
 
-def run_analysis(state: PipelineState, plans: list[SectionPlan]) -> Generator[Step, None, None]:
+def run_analysis(state: RunState, plans: list[SectionPlan]) -> Generator[Step, None, None]:
     """Code-driven analysis of the folder's tables when the request wants charts."""
     from deepfolder.agent.auto_analysis import analysis_code, is_table
 
@@ -696,7 +562,7 @@ def run_analysis(state: PipelineState, plans: list[SectionPlan]) -> Generator[St
             name="run_python",
             arguments={"code": analysis_code(rel, state.language)},
         )
-        output, internal = yield from run_tool(state, call)
+        output, internal = yield from tool_call_steps(call, state.tools, state.ctx, turn=state.turn)
         if internal or output.is_error:
             yield NoteStep(
                 turn=state.turn,
@@ -716,7 +582,7 @@ def run_analysis(state: PipelineState, plans: list[SectionPlan]) -> Generator[St
     state.figure_section = target.heading if target else None
 
 
-def wants_analysis(state: PipelineState) -> bool:
+def wants_analysis(state: RunState) -> bool:
     """Charts were asked for, or the request builds on the user's data ("基于提供的…数据集
     撰写…分析报告"): either way the data gets computed figures and charts."""
     if state.constraints.wants_figures:
@@ -732,7 +598,7 @@ def figure_line(ev: Evidence) -> str:
     return f"![{caption}]({ev.source.path})"
 
 
-def run_pipeline(state: PipelineState) -> Generator[Step, None, None]:
+def run_pipeline(state: RunState) -> Generator[Step, None, None]:
     notes = grounding.material_notes(state.constraints.material_kinds, state.brief, state.language)
     for note in notes:
         yield NoteStep(turn=state.turn, message=note, level="warning")
@@ -754,7 +620,7 @@ def run_pipeline(state: PipelineState) -> Generator[Step, None, None]:
     yield FinalAnswerStep(turn=state.turn, text=text)
 
 
-def fit_total_length(state: PipelineState) -> None:
+def fit_total_length(state: RunState) -> None:
     """Trim the longest sections in code when the whole report exceeds the maximum."""
     rule = state.constraints.length
     if rule is None or rule.max is None:

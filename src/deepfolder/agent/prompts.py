@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from deepfolder.records import Evidence
 from deepfolder.request_model import RequestConstraints
 from deepfolder.tools.base import quote_material
 
@@ -90,3 +91,127 @@ def describe_constraints(c: RequestConstraints) -> str:
             "(Markdown image syntax)."
         )
     return "\n".join(lines) if len(lines) > 2 else ""
+
+
+# -- the pipeline policy ------------------------------------------------------------------
+def plan_prompt(request: str, zh: bool) -> str:
+    """Asks for the report's section titles when the request names none (JSON)."""
+    if zh:
+        return f"为下面的写作要求列出3到5个报告章节标题（只输出JSON）。\n要求：{request}"
+    return f"List 3 to 5 section titles for this report (JSON only).\nRequest: {request}"
+
+
+def query_prompt(topic: str, section: str, zh: bool, material_en: bool = False) -> str:
+    """Asks for search queries for one section (JSON); ``material_en``: the section's
+    material is English, so the Chinese report's queries are asked in English."""
+    if zh:
+        lang_note = "材料是英文的，请给出英文搜索词" if material_en else "请给出中文搜索词组"
+        return f"报告主题：{topic}\n当前章节：{section}\n{lang_note}，共2个，用于检索资料（只输出JSON）。"
+    return f"Report topic: {topic}\nSection: {section}\nGive 2 search queries to find material (JSON only)."
+
+
+def origin_label(label: str, user_material: bool, zh: bool) -> str:
+    """Where an excerpt comes from, as the section writer is shown it."""
+    if user_material:
+        return f"用户文件 {label}" if zh else f"user file {label}"
+    return f"网页 {label}" if zh else f"web page {label}"
+
+
+def files_line(names: list[str], zh: bool) -> str:
+    """The line naming the user's files the report is about."""
+    return ("用户提供的材料：" if zh else "The user's files: ") + "；".join(names)
+
+
+def section_prompt(
+    *,
+    request: str,
+    subject: str,
+    heading: str,
+    budget: int,
+    excerpts: list[tuple[str, str]],
+    no_bullets: bool,
+    notes: list[str],
+    zh: bool,
+) -> str:
+    """Asks for one section's text from numbered excerpts, given as (origin, text); the
+    excerpts are quoted as material, data and never instructions (MATERIAL_RULE)."""
+    items = "\n".join(f"[{i}] （{origin}）{text}" for i, (origin, text) in enumerate(excerpts, 1))
+    items = quote_material(items, label="excerpts")
+    if zh:
+        style = "不要使用分点列表，写成连贯段落。" if no_bullets else ""
+        extra = ("\n修改要求：" + "；".join(notes)) if notes else ""
+        return (
+            f"写作任务：{request}\n{subject}\n你现在只写其中一节：{heading}\n"
+            f"要求：约{budget}字；用中文正式书面语写成二至三个连贯段落；只使用下面材料中的事实，"
+            "优先使用用户文件中的内容，网页只作补充；"
+            "不要添加材料以外的背景信息、地名或数据；英文材料请译成中文再使用；"
+            f"{style}不要写标题、列表或加粗，不要写参考文献和材料编号。{extra}\n\n"
+            f"材料：\n{items}\n\n请直接用中文输出本节正文（不要照抄英文原文）："
+        )
+    bullets = "Do not use bullet lists; write connected paragraphs. " if no_bullets else ""
+    extra_en = ("\nRevision notes: " + "; ".join(notes)) if notes else ""
+    return (
+        f"Task: {request}\n{subject}\nWrite only this section: {heading}\n"
+        f"About {budget} words; formal; use only facts from the material below, the user's "
+        f"files first; {bullets}"
+        f"no heading, no references, no material numbers.{extra_en}\n\nMaterial:\n{items}\n\nSection text:"
+    )
+
+
+def part_note(zh: bool) -> str:
+    """The writer's note for a later part of a section written in parts
+    (``agent.parts``): it is shown its own passages, not the section so far."""
+    if zh:
+        return "这是本节的后续部分，前文已经概括介绍过，不要再概括或重复，只写下面材料中的具体内容"
+    return (
+        "this is a later part of the section, after its introduction: do not introduce "
+        "or summarise again; write only about the specific content of the material below"
+    )
+
+
+def continue_note(text: str, zh: bool) -> str:
+    """Appended to a section prompt: the section so far, to be continued, not repeated
+    (``section_text.PROMPT_ECHO_END`` cuts an echo of it from the reply)."""
+    if zh:
+        return f"\n\n本节已经写好的部分如下，请接着写一段新的内容，不要重复：\n{text}"
+    return f"\n\nThe section so far is below; write one more paragraph that does not repeat it:\n{text}"
+
+
+def translate_prompt(source: str) -> str:
+    """Asks for a Chinese section's English paragraphs in Chinese."""
+    return (
+        "请把下面的英文内容忠实地翻译成简体中文书面语，保留人名、模型名和缩写（如 DPO、RLHF）"
+        f"的英文写法，不要增加内容，只输出译文：\n\n{source}"
+    )
+
+
+# The writer's note for a basic-information section whose title, authors and venue code
+# has already stated (grounding.section_notes).
+IDENTITY_STATED_ZH = (
+    "本节开头已由系统写明题目、作者、单位和发表信息，不要再列出作者、单位或日期，"
+    "只用两段连贯的文字介绍论文研究的问题、提出的方法和主要贡献"
+)
+IDENTITY_STATED_EN = (
+    "the title, authors, affiliation and venue are already stated at the start of the "
+    "section: do not list them again; write two paragraphs on the problem the work "
+    "addresses, its method and its main contributions"
+)
+
+
+# -- revision -----------------------------------------------------------------------------
+def revise_section_prompt(
+    heading: str, instructions: list[str], body: str, evidence: list[Evidence], language: str
+) -> str:
+    """Asks the model (agent policy) to rewrite one section from the validator's
+    instructions and the evidence it may cite."""
+    lines = "\n".join(
+        f"[{e.id}] {e.citation_label(language)}: {' '.join(e.segment.text.split())[:300]}"
+        for e in evidence
+    )
+    return (
+        f"Revise one section of the report.\nSection heading: {heading}\n"
+        f"Instructions:\n- "
+        + "\n- ".join(instructions)
+        + f"\n\nCurrent text:\n{body or '(missing)'}\n\nEvidence you may cite (ids in square brackets):\n{lines}\n\n"
+        "Reply with the revised section body only (no heading), citing evidence ids like [E1a2b3c4d]."
+    )

@@ -11,7 +11,7 @@ from deepfolder.agent.attach import SENTENCE_RE
 from deepfolder.validate.length import count_length
 
 if TYPE_CHECKING:
-    from deepfolder.agent.pipeline import SectionPlan
+    from deepfolder.agent.state import SectionPlan
 
 CLEAN_PATTERNS = [
     re.compile(

@@ -19,6 +19,12 @@ RetryListener = Callable[[RetryStep], None]
 """Told of every retry a remote model makes (the run's recorder turns them into steps)."""
 
 
+def tool_spec_name(spec: ToolSpec) -> str:
+    """The function name a tool spec offers ("" for a spec without one)."""
+    function = spec.get("function") if isinstance(spec, dict) else None
+    return str((function or {}).get("name", ""))
+
+
 class ModelError(RuntimeError):
     """Infrastructure failure talking to a model (after retries): not the model's mistake."""
 
@@ -101,6 +107,22 @@ class ChatModel(Protocol):
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` for this model (exact when the model has a tokenizer)."""
         ...
+
+
+class ModelWrapper:
+    """Base of a model that sends its calls on to ``inner`` (replaying, recording): it
+    is the inner model by name, context window, capabilities and token count, and keeps
+    it in ``.inner`` so :func:`set_retry_listener` reaches it."""
+
+    def __init__(self, inner: ChatModel) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.context_window = inner.context_window
+        self.supports_native_tools = inner.supports_native_tools
+        self.is_local = inner.is_local
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
 
 
 def set_retry_listener(model: object, listener: RetryListener | None) -> bool:

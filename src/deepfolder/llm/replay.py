@@ -23,11 +23,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from deepfolder.llm.base import ChatModel, ChatResponse, Message, ToolCallRequest, ToolSpec
+from deepfolder.llm.base import (
+    ChatModel,
+    ChatResponse,
+    Message,
+    ModelWrapper,
+    ToolCallRequest,
+    ToolSpec,
+    tool_spec_name,
+)
 from deepfolder.records import Usage
 
 PromptHash = Callable[[list[Message]], str]
-"""The hash the trace records for the messages of a call (``agent.loop.prompt_hash``)."""
+"""The hash the trace records for the messages of a call (``agent.recording.prompt_hash``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +102,7 @@ class ReplayLog:
         if self.exhausted:
             return None
         expected = self.calls[self.served]
-        names = tuple(_tool_name(t) for t in tools or [])
+        names = tuple(tool_spec_name(t) for t in tools or [])
         if (
             expected.model != model
             or expected.tools != names
@@ -107,31 +115,19 @@ class ReplayLog:
         return dataclasses.replace(expected.response, tool_calls=list(expected.response.tool_calls))
 
 
-def _tool_name(spec: ToolSpec) -> str:
-    function = spec.get("function") if isinstance(spec, dict) else None
-    return str((function or {}).get("name", ""))
-
-
-class ReplayingModel:
+class ReplayingModel(ModelWrapper):
     """A :class:`ChatModel` that answers from a :class:`ReplayLog` while the requests
     match it, and asks ``inner`` once they do not (or the log is used up)."""
 
     def __init__(self, inner: ChatModel, log: ReplayLog) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.log = log
-        self.name = inner.name
-        self.context_window = inner.context_window
-        self.supports_native_tools = inner.supports_native_tools
-        self.is_local = inner.is_local
 
     def __getattr__(self, name: str) -> Any:
         # backend-specific attributes (usage totals, retry counts) come from the real model
         if name == "inner":  # not set yet (copy, unpickling): no recursion
             raise AttributeError(name)
         return getattr(self.inner, name)
-
-    def count_tokens(self, text: str) -> int:
-        return self.inner.count_tokens(text)
 
     def chat(
         self,

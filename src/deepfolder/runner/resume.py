@@ -229,7 +229,7 @@ class ResumePlan:
     log: ReplayLog = field(init=False)
 
     def __post_init__(self) -> None:
-        from deepfolder.agent.loop import prompt_hash
+        from deepfolder.agent.recording import prompt_hash
 
         calls = [RecordedCall.from_trace(r) for r in self.records if r.get("kind") == "model_call"]
         self.log = ReplayLog(calls, prompt_hash)

@@ -15,24 +15,17 @@ report (readable citation links, reference list, HTML when the request wants HTM
 
 from __future__ import annotations
 
-import hashlib
-import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from deepfolder.agent.loop import prompt_hash
-from deepfolder.agent.pipeline import (
-    PipelineState,
-    SectionPlan,
-    ask,
-    expand_section,
-    trim_to,
-    write_section,
-)
-from deepfolder.llm.base import ChatModel, ChatResponse
-from deepfolder.records import Evidence, ModelCallStep, RevisionStep, Step, ValidationStep
+from deepfolder.agent.pipeline import ask, expand_section, trim_to, write_section
+from deepfolder.agent.prompts import revise_section_prompt
+from deepfolder.agent.recording import RecordedModel
+from deepfolder.agent.state import RunState, SectionPlan
+from deepfolder.llm.base import ChatModel
+from deepfolder.records import Evidence, RevisionStep, Step, ValidationStep
 from deepfolder.report.render import finalize_markdown, markdown_to_html, title_of
 from deepfolder.request_model import RequiredSection
 from deepfolder.settings import Settings
@@ -42,70 +35,12 @@ from deepfolder.validate.document import Section
 from deepfolder.validate.length import count_length
 from deepfolder.validate.revise import RevisionInstruction, revise_until_valid
 
-
-def _without_image_bytes(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Messages for the trace with each base64 image replaced by its sha256 and size
-    (the frames themselves are listed in vision_calls.jsonl / the tool observation)."""
-
-    def shrink(value: Any) -> Any:
-        if isinstance(value, str) and value.startswith("data:") and ";base64," in value:
-            head, data = value.split(";base64,", 1)
-            digest = hashlib.sha256(data.encode("ascii", "ignore")).hexdigest()[:16]
-            return f"{head};sha256={digest};{len(data)} base64 characters omitted"
-        if isinstance(value, dict):
-            return {k: shrink(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [shrink(v) for v in value]
-        return value
-
-    return [shrink(m) for m in messages]
-
-
 T = TypeVar("T")
-
-
-class RecordedModel:
-    """Wraps a model so that calls made outside the agent loop (the support judge, the
-    vision model inside tools) are recorded in the trace like every other model call."""
-
-    def __init__(
-        self, inner: ChatModel, recorder: RunRecorder, purpose: str, turn: Callable[[], int]
-    ) -> None:
-        self.inner = inner
-        self.recorder = recorder
-        self.purpose = purpose
-        self.turn = turn
-        self.name = inner.name
-        self.context_window = inner.context_window
-        self.supports_native_tools = inner.supports_native_tools
-        self.is_local = inner.is_local
-
-    def count_tokens(self, text: str) -> int:
-        return self.inner.count_tokens(text)
-
-    def chat(self, messages: list[dict[str, Any]], **kwargs: Any) -> ChatResponse:
-        started = time.time()
-        response = self.inner.chat(messages, **kwargs)
-        self.recorder.record(
-            ModelCallStep(
-                turn=self.turn(),
-                at=started,
-                duration=time.time() - started,
-                model=self.inner.name,
-                messages=_without_image_bytes(messages),
-                response_text=response.content,
-                finish_reason=response.finish_reason,
-                usage=response.usage,
-                purpose=self.purpose,
-                prompt_sha256=prompt_hash(messages),
-            )
-        )
-        return response
 
 
 @dataclass
 class Revisor:
-    state: PipelineState
+    state: RunState
     policy: str
     recorder: RunRecorder
     citable: Callable[[str], Evidence | None]
@@ -136,7 +71,7 @@ class Revisor:
         judge = None
         if self.judge is not None:
             judge = RecordedModel(
-                self.judge, self.recorder, "support judge", lambda: self.state.turn
+                self.judge, self.recorder.record, "support judge", lambda: self.state.turn
             )
         return validate_report(
             self.document(raw),
@@ -244,17 +179,7 @@ class Revisor:
         self, heading: str, body: str, instructions: list[str], own_first: bool = False
     ) -> str:
         seen = self._evidence_for_rewrite(own_first)
-        evidence = "\n".join(
-            f"[{e.id}] {e.citation_label(self.language)}: {' '.join(e.segment.text.split())[:300]}"
-            for e in seen
-        )
-        prompt = (
-            f"Revise one section of the report.\nSection heading: {heading}\n"
-            f"Instructions:\n- "
-            + "\n- ".join(instructions)
-            + f"\n\nCurrent text:\n{body or '(missing)'}\n\nEvidence you may cite (ids in square brackets):\n{evidence}\n\n"
-            "Reply with the revised section body only (no heading), citing evidence ids like [E1a2b3c4d]."
-        )
+        prompt = revise_section_prompt(heading, instructions, body, seen, self.language)
         response, step = ask(
             self.state,
             prompt,

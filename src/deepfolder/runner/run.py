@@ -21,14 +21,16 @@ from typing import Any
 
 from rich.console import Console
 
-from deepfolder.agent.loop import Conversation, run_agent
-from deepfolder.agent.pipeline import PipelineState, run_pipeline
+from deepfolder.agent.loop import run_agent
+from deepfolder.agent.pipeline import run_pipeline
 from deepfolder.agent.prompts import (
     AGENT_SYSTEM,
     describe_constraints,
     language_name,
     task_message,
 )
+from deepfolder.agent.recording import RecordedModel
+from deepfolder.agent.state import Conversation, RunState
 from deepfolder.llm.base import ChatModel, ModelError, set_retry_listener
 from deepfolder.records import Evidence, FinalAnswerStep, NoteStep, Step, TaskStep
 from deepfolder.report.render import finalize_markdown, markdown_to_html, title_of
@@ -42,7 +44,7 @@ from deepfolder.runner.resume import (
     record_inputs,
     start_run_record,
 )
-from deepfolder.runner.revision import RecordedModel, Revisor
+from deepfolder.runner.revision import Revisor
 from deepfolder.settings import Settings
 from deepfolder.tools import available_tools
 from deepfolder.tools.base import ToolContext
@@ -190,7 +192,7 @@ def _run_in(
     set_retry_listener(model, recorder.record_retry)  # retries are steps of the run
     if ctx.vision is not None:  # the vision model's calls belong in the trace too
         set_retry_listener(ctx.vision, recorder.record_retry)
-        ctx.vision = RecordedModel(ctx.vision, recorder, "vision", lambda: recorder.turn)
+        ctx.vision = RecordedModel(ctx.vision, recorder.record, "vision", lambda: recorder.turn)
     try:
         summary = corpus.summary()
         if brief.files:  # the user's own files, from the files themselves, with citations
@@ -216,7 +218,7 @@ def _run_in(
         recorder.milestone(
             f"{policy} policy with {model.name}; tools: {', '.join(t.name for t in tools)}"
         )
-        state = PipelineState(
+        state = RunState(
             model=model,
             ctx=ctx,
             tools={t.name: t for t in tools},
