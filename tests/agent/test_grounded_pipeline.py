@@ -15,6 +15,7 @@ from deepfolder.agent.pipeline import run_pipeline, wants_analysis
 from deepfolder.index import open_index
 from deepfolder.llm.fake import FunctionModel
 from deepfolder.records import (
+    Evidence,
     FinalAnswerStep,
     Locator,
     ModelCallStep,
@@ -217,3 +218,34 @@ def test_a_long_section_is_written_in_parts_each_from_its_own_pages(tmp_path: Pa
     assert not set(pages[0]) & set(pages[1])
     assert "前文已经概括介绍过" in prompts[sorted(parts)[1]]
     assert all("本节已经写好的部分" not in prompts[p] for p in parts)
+
+
+def test_every_section_of_a_report_on_the_users_data_draws_on_the_computation(
+    tmp_path: Path,
+) -> None:
+    """Case 009: (4) 高风险群体 and (5) 干预对策 were written from one web page each,
+    although the run had computed results of the user's sheet: each section now gets
+    two of them, in turn."""
+    from deepfolder.agent.pipeline import SectionPlan, section_evidence
+
+    ctx = _context(tmp_path, with_video=False)
+    state = pipeline_state(ctx, REQUEST, FunctionModel(_writer, is_local=True))
+    state.brief = build_brief(ctx.index)
+    results = []
+    for i in range(5):
+        src = Source(id=f"analysis_{i}", path=f"analysis_{i}.md", kind="analysis")
+        results.append(Evidence(Segment.create(src.id, f"result {i}", Locator(chunk=1)), src))
+    state.analysis = results
+    state.section_titles = ["论文基本信息", "核心内容摘要", "关键技术解析"]
+    state.data_sections = ["（2）核心内容摘要"]
+    given = {}
+    for label, title in [("（2）", "核心内容摘要"), ("（3）", "关键技术解析")]:
+        plan = SectionPlan(label, title, 300)
+        steps = section_evidence(state, plan)
+        try:
+            while True:
+                next(steps)
+        except StopIteration as done:
+            given[title] = [e.source.id for e in done.value if e.source.kind == "analysis"]
+    assert given["核心内容摘要"] == [f"analysis_{i}" for i in range(5)]  # the data section: all
+    assert given["关键技术解析"] == ["analysis_4", "analysis_0"]  # third section: its turn

@@ -407,6 +407,15 @@ def section_evidence(
     evidence = yield from gather_evidence(state, plan, extra, parts)
     if plan.heading in state.data_sections:
         evidence = state.analysis + evidence[: max(2, len(evidence) - len(state.analysis))]
+    elif state.analysis and state.primary:
+        # A report built on the user's data draws every section on it: the sections
+        # that are not about the data as such ("干预对策") get two computed results each,
+        # in turn, ahead of the web pages.
+        titles = [t for t in state.section_titles if t]
+        turn = titles.index(plan.title) if plan.title in titles else 0
+        n = len(state.analysis)
+        share = [state.analysis[(2 * turn + i) % n] for i in range(min(2, n))]
+        evidence = _unique([*share, *evidence])
     return evidence
 
 
