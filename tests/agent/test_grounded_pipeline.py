@@ -229,7 +229,7 @@ def test_every_section_of_a_report_on_the_users_data_draws_on_the_computation(
     from deepfolder.agent.pipeline import SectionPlan, section_evidence
 
     ctx = _context(tmp_path, with_video=False)
-    state = pipeline_state(ctx, REQUEST, FunctionModel(_writer, is_local=True))
+    state = run_state(ctx, REQUEST, FunctionModel(_writer, is_local=True))
     state.brief = build_brief(ctx.index)
     results = []
     for i in range(5):
