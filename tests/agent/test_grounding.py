@@ -12,6 +12,7 @@ from deepfolder.agent.grounding import (
     choose_evidence,
     material_notes,
     missing_material,
+    on_subject,
     section_queries,
     section_scope,
     without_identity_restatements,
@@ -146,11 +147,13 @@ def test_the_model_does_not_restate_the_identity_the_code_states() -> None:
         "Archit Sharma（斯坦福大学；\n\n"
         f"The paper “{title}” was written by Rafailov and Sharma.\n\n"
         "该方法由作者提出，用于从人类偏好中训练语言模型。"
+        "Direct Preference Optimization 不需要强化学习。"
     )
     kept = without_identity_restatements(text, paper)
     assert "现有的方法需要显式的奖励模型和强化学习。" in kept
     assert "我们提出直接偏好优化（DPO），它非常简单易实现。" in kept
     assert "该方法由作者提出" in kept  # "作者提出" is about the work, not a name list
+    assert "Direct Preference Optimization 不需要强化学习。" in kept  # the method's name
     for gone in (
         "曼内尔",
         "arXiv",
@@ -160,3 +163,20 @@ def test_the_model_does_not_restate_the_identity_the_code_states() -> None:
         "共同贡献",
     ):
         assert gone not in kept, gone
+
+
+def test_web_pages_support_a_section_on_the_paper_only_when_they_name_it() -> None:
+    def page(i: int, text: str) -> Evidence:
+        src = Source(id=f"w{i}", path="long_context.json", kind="article")
+        return Evidence(Segment.create(src.id, text, Locator(article=i, chunk=1)), src)
+
+    pages = [
+        page(1, "DPO（直接偏好优化）无需训练奖励模型，近来被广泛用于大模型对齐。"),
+        page(2, "治理职业弹幕人乱象，需要升级AI识别系统，实时拦截关键词堆砌的弹幕。"),
+        page(3, "Direct Preference Optimization is popular for aligning chat models."),
+        page(4, "The ADPOS protocol is unrelated; neither is DPOX."),  # not the word DPO
+    ]
+    kept = on_subject(pages, [PAPER])
+    assert [e.source.id for e in kept] == ["w1", "w3"]
+    sheet = _file("sheet", "stress.csv", "stress.csv")
+    assert on_subject(pages, [sheet]) == pages  # a sheet names no subject: nothing filtered

@@ -199,3 +199,12 @@ def test_a_continuation_does_not_copy_the_lines_already_written() -> None:
     text = "DPO 不需要奖励模型[E12345678]。\n它用二元交叉熵损失训练。"
     addition = "DPO 不需要奖励模型。\n实验覆盖三个任务。"
     assert new_lines(addition, text) == "实验覆盖三个任务。"
+
+
+def test_a_section_does_not_end_on_an_announcement() -> None:
+    from deepfolder.agent.section_text import without_dangling_announcement
+
+    text = "DPO 用二元交叉熵损失训练策略。\n\nDPO 的优化目标具体来说通过以下两个步骤实现：\n"
+    assert without_dangling_announcement(text) == "DPO 用二元交叉熵损失训练策略。"
+    kept = "具体步骤如下：\n第一步，构造偏好数据。"
+    assert without_dangling_announcement(kept) == kept

@@ -261,3 +261,14 @@ def test_a_sentence_said_again_inside_a_longer_one_is_a_repeat() -> None:
     kept, removed = remove_repeated_sentences(report)
     assert removed and removed[0].startswith("引入政策网络")
     assert "引入政策网络" not in kept and "三个任务" in kept
+
+
+def test_mixed_chinese_and_english_sentences_are_compared() -> None:
+    """Run E's video section said one mixed sentence twice, once inside a longer one."""
+    report = (
+        "在Reddit TL;DR和Anthropic HH的实验中，DPO的表现优于PPO。\n\n"
+        "在Anthropic HH的实验中，DPO的表现优于PPO。\n"
+    )
+    kept, removed = remove_repeated_sentences(report)
+    assert removed == ["在Anthropic HH的实验中，DPO的表现优于PPO。"]
+    assert "Reddit" in kept

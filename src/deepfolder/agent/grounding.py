@@ -235,6 +235,43 @@ def choose_evidence(
     return chosen
 
 
+SUBJECT_KINDS = {"pdf", "docx", "pptx", "video", "audio"}
+"""Files whose subject can be named: a paper, a deck, a talk (a sheet's columns cannot)."""
+
+
+def subject_terms(files: list[FileBrief]) -> list[str]:
+    """Words that name what ``files`` are about: their titles (the part before a colon
+    too) and their acronyms ("DPO", "RLHF")."""
+    terms: list[str] = []
+    for f in files:
+        if f.kind not in SUBJECT_KINDS:
+            continue
+        if f.title and f.title != f.source.display_name:
+            terms += [f.title, re.split(r"[:：]", f.title)[0].strip()]
+        terms += [t for t in f.terms if re.fullmatch(r"[A-Z][A-Z0-9\-]{1,7}", t)]
+    return [t for t in dict.fromkeys(terms) if len(t) >= 2]
+
+
+def on_subject(evidence: list[Evidence], files: list[FileBrief]) -> list[Evidence]:
+    """The web pages among ``evidence`` that name the subject of ``files`` — a section
+    about the user's paper is supported by pages about that paper, not by whatever
+    matched its generic words (run E's 关键技术解析 drew on a page about 职业弹幕人).
+    Files without a nameable subject (sheets) filter nothing."""
+    terms = subject_terms(files)
+    if not terms:
+        return evidence
+    latin = [t.lower() for t in terms if t.isascii()]
+    other = [t for t in terms if not t.isascii()]
+
+    def names(text: str) -> bool:
+        low = text.lower()
+        return any(
+            re.search(rf"(?<![A-Za-z]){re.escape(t)}(?![A-Za-z])", low) for t in latin
+        ) or any(t in text for t in other)
+
+    return [e for e in evidence if names(e.segment.text)]
+
+
 _BIBLIOGRAPHY = re.compile(
     r"arXiv(?: preprint)?|Proceedings of|In Advances in|Conference on|Journal of|\bpp\.\s*\d|"
     r"\bvol\.|doi\.org|, (?:19|20)\d{2}\.|\[J\]|\[C\]|\[M\]"
@@ -352,7 +389,9 @@ def without_identity_restatements(text: str, file: FileBrief) -> str:
         else set()
     )
     title = file.fact("title")
-    head = title.text[:24].lower() if title else ""
+    # the whole title: its first words are often the method's name ("Direct Preference
+    # Optimization"), which the section's sentences rightly use
+    head = title.text.lower() if title and len(title.text) >= 20 else ""
 
     def restates(sentence: str) -> bool:
         named = sum(1 for n in surnames if len(n) > 2 and n in sentence)

@@ -40,7 +40,12 @@ from deepfolder.agent.prompts import (
     translate_prompt,
 )
 from deepfolder.agent.recording import tool_call_steps
-from deepfolder.agent.section_text import clean_section_text, new_lines, trim_to
+from deepfolder.agent.section_text import (
+    clean_section_text,
+    new_lines,
+    trim_to,
+    without_dangling_announcement,
+)
 from deepfolder.agent.state import Conversation, RunState, SectionDraft, SectionPlan
 from deepfolder.llm.base import ChatResponse, ToolCallRequest
 from deepfolder.records import Evidence, FinalAnswerStep, ModelCallStep, NoteStep, Step
@@ -270,7 +275,16 @@ def gather_evidence(
     background: list[Evidence] = []
     if outside or not grounding.named_groups(plan.title):
         background = yield from _search(state, [base, *queries, f"{topic} {plan.title}"], k)
-        background = [e for e in background if e.id not in {u.id for u in user}]
+        # user files outside the section's scope stay out (the video has its own section)
+        scoped = {f.source.id for f in scope}
+        background = [
+            e
+            for e in background
+            if e.id not in {u.id for u in user}
+            and not (scope and e.source.is_user_material and e.source.id not in scoped)
+        ]
+        if state.primary and scope and not outside:
+            background = grounding.on_subject(background, scope)
     user = [e for e in user if not grounding.looks_like_bibliography(e.segment.text)]
     background = [e for e in background if not grounding.looks_like_bibliography(e.segment.text)]
     chosen = grounding.choose_evidence(
@@ -365,6 +379,7 @@ def write_section(
         yield NoteStep(turn=state.turn, message=f"no evidence for {plan.heading}", level="warning")
         return draft
     text = yield from _write_parts(state, plan, evidence, notes)
+    text = without_dangling_announcement(text)
     if count_length(text, state.unit) > 1.2 * plan.budget:
         text = trim_to(text, int(1.1 * plan.budget), state.unit)
     if state.brief is not None:

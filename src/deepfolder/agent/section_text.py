@@ -78,13 +78,20 @@ def clean_section_text(text: str, plan: SectionPlan) -> str:
             if prefix and len(lines[0]) > len(prefix) and lines[0].startswith(prefix):
                 lines[0] = lines[0][len(prefix) :].lstrip("：: ")
                 break
-    while lines and lines[-1].rstrip().endswith(("：", ":")):
-        lines.pop()  # an announcement with nothing after it (the model stopped early)
-    out = "\n".join(lines).strip()
+    out = without_dangling_announcement("\n".join(lines))
     for pattern in CLEAN_PATTERNS:
         out = pattern.sub("", out)
     out = LOOP.sub(r"\1", out)
     return re.sub(r"\n{3,}", "\n\n", out)
+
+
+def without_dangling_announcement(text: str) -> str:
+    """``text`` less the announcements it ends with ("具体步骤如下：" with nothing after
+    it: the model stopped early, or what followed was removed as a repeat)."""
+    lines = text.strip().splitlines()
+    while lines and (not lines[-1].strip() or lines[-1].rstrip().endswith(("：", ":"))):
+        lines.pop()
+    return "\n".join(lines).strip()
 
 
 def new_lines(addition: str, text: str) -> str:

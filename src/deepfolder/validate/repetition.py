@@ -7,8 +7,10 @@ their character bigrams overlap with a Jaccard similarity of at least
 :data:`REPEAT_SIMILARITY` (0.85), or when one says the other with a few words around
 it ("引入政策网络：DPO 的目标是…" after "DPO 的目标是…"): at least
 :data:`REPEAT_CONTAINMENT` (0.9) of the shorter one's bigrams are in the longer one,
-which is at most :data:`REPEAT_LENGTH_RATIO` (1.6) times as long. Only sentences long enough to say something are compared
-(≥ 15 CJK characters, or ≥ 8 Latin words): short formulae ("详见下表。") recur legitimately.
+which is at most :data:`REPEAT_LENGTH_RATIO` (1.6) times as long. Only sentences long
+enough to say something are compared (≥ 15 CJK characters, or ≥ 8 Latin words, or a mix
+worth as much with a word counted as two characters): short formulae ("详见下表。") recur
+legitimately.
 
 Headings, table rows, code, images and the reference list are not prose and are skipped.
 :func:`remove_repeated_sentences` deletes every later repeat (with the citations that
@@ -54,10 +56,11 @@ class ReportSentence:
         pipeline's "（未在资料中检索到本节的相关证据。）" may stand in several sections)."""
         if re.fullmatch(r"[（(][^）)]*(?:[）)][。.]?)?", self.text):
             return False  # (the full stop inside the note splits off its closing paren)
-        return (
-            len(CJK_CHAR.findall(self.text)) >= MIN_CJK
-            or len(LATIN_WORD.findall(self.text)) >= MIN_WORDS
-        )
+        # a Latin word counts as two characters, so a mixed sentence ("在Anthropic HH的
+        # 实验中，DPO的表现优于PPO") is compared like a Chinese or an English one
+        cjk = len(CJK_CHAR.findall(self.text))
+        words = len(LATIN_WORD.findall(self.text))
+        return cjk >= MIN_CJK or words >= MIN_WORDS or cjk + 2 * words >= MIN_CJK
 
 
 def report_sentences(markdown: str, skip_lines: set[int] | None = None) -> list[ReportSentence]:
