@@ -143,10 +143,19 @@ def test_every_section_cites_the_users_files(tmp_path: Path) -> None:
 
 
 def test_basic_information_states_the_real_title_and_authors(tmp_path: Path) -> None:
-    text, _ = _run(tmp_path)
+    text, steps = _run(tmp_path)
     basic = next(b for t, b in _sections(text).items() if "基本信息" in t)
     assert "Direct Preference Optimization" in basic
     assert "Rafailov" in basic
+    # the writer is asked for the work itself, not for "论文基本信息" (which the small
+    # model answers with a list of title and authors, whatever else it is told)
+    prompt = next(
+        s.messages[-1]["content"]
+        for s in steps
+        if isinstance(s, ModelCallStep) and s.purpose.startswith("write （1）")
+    )
+    assert "你现在只写其中一节：论文研究的问题、提出的方法与主要贡献" in prompt
+    assert "论文基本信息" not in prompt.split("你现在只写其中一节")[1]
 
 
 def test_a_missing_video_is_said_not_filled_from_web_pages(tmp_path: Path) -> None:

@@ -208,3 +208,19 @@ def test_a_section_does_not_end_on_an_announcement() -> None:
     assert without_dangling_announcement(text) == "DPO 用二元交叉熵损失训练策略。"
     kept = "具体步骤如下：\n第一步，构造偏好数据。"
     assert without_dangling_announcement(kept) == kept
+
+
+def test_an_echoed_origin_label_becomes_the_title() -> None:
+    plan = SectionPlan("（2）", "核心内容摘要", 300)
+    raw = (
+        "DPO.pdf（Direct Preference Optimization: Your Language Model is Secretly a Reward "
+        "Model）是一篇关于直接偏好优化的论文。"
+    )
+    assert clean_section_text(raw, plan) == (
+        "《Direct Preference Optimization: Your Language Model is Secretly a Reward Model》"
+        "是一篇关于直接偏好优化的论文。"
+    )
+    english = "talk.mp4 (Why DPO works) shows the loss and the two models it needs in practice."
+    assert clean_section_text(english, plan) == (
+        "“Why DPO works” shows the loss and the two models it needs in practice."
+    )

@@ -153,3 +153,25 @@ def test_pipeline_revisor_does_not_pad_a_title_section(tmp_path) -> None:  # typ
         revisor.state.drafts.append(SectionDraft(SectionPlan("（1）", "报告标题", 0, "title")))
         out = revisor.rewrite_section(section, [expand])
     assert out.strip() == "**新冠疫情监测报告**"
+
+
+def test_pipeline_revisor_cuts_unsupported_claims_in_code(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from deepfolder.validate.document import Section
+
+    body = (
+        "全区电子书借阅量比2023年增长69%[E11111111]。"
+        "火星上的图书馆已经开放[E11111111]。\n\n青禾区有14家社区图书馆[E22222222]。"
+    )
+    section = Section(1, 2, "（1）背景", f"## （1）背景\n\n{body}\n\n")
+    unsupported = RevisionInstruction(
+        "rewrite_section",
+        "citation [E11111111] does not support: '火星上的图书馆已经开放'",
+        1,
+        "（1）背景",
+        check="support",
+        quote="火星上的图书馆已经开放。",
+    )
+    with _revisor(tmp_path, lambda messages, tools: "不应调用模型。") as (revisor, model):
+        out = revisor.rewrite_section(section, [unsupported])
+    assert "火星" not in out and "69%" in out and "14家" in out
+    assert model.calls == []  # cut in code: the rest of the section is kept as written

@@ -347,3 +347,40 @@ def test_a_model_that_stays_down_ends_the_revision(evidence, by_id, seen) -> Non
             validate=lambda t: validate_report(t, constraints, resolve=by_id.get, seen_ids=seen),
             max_rounds=2,
         )
+
+
+def test_unsupported_and_uncited_claims_are_named_and_can_be_cut(evidence, by_id, seen) -> None:
+    """The pipeline's revisor cuts them in code (a small model's rewrite of the whole
+    section lost what it said right); the instructions carry the claim to cut."""
+    from deepfolder.validate.document import split_sections
+    from deepfolder.validate.revise import remove_claims
+
+    pdf5 = evidence["pdf5"].id
+    text = f"""# 直播带货合规分析
+
+## （1）引言
+
+2023年我国直播电商交易规模达4.9万亿元，同比增长35%[{pdf5}]。火星上已经建成了三座城市，常住人口达到120万人[{pdf5}]。
+
+在2019年，全国共有87家直播基地，其中61家位于东部沿海地区，带动就业岗位超过一百万个，平均每个基地入驻主播约230名，年度培训场次达到了1.5万场，同比增长了12.5%。
+
+## （2）法律框架
+
+平台接到通知后应及时删除侵权内容[{evidence["pdf6"].id}]。
+"""
+    constraints = parse_request(REQUEST)
+    report = validate_report(text, constraints, resolve=by_id.get, seen_ids=seen)
+    claims = [i for i in revision_instructions(report, text, constraints) if i.quote]
+    assert {i.check for i in claims} == {"support", "uncited"}
+    intro = next(s for s in split_sections(text) if s.title == "（1）引言")
+    cut = remove_claims(intro.body, [i for i in claims if i.section_title == "（1）引言"])
+    assert cut is not None
+    assert "4.9万亿元" in cut and pdf5 in cut
+    assert "火星" not in cut and "87家直播基地" not in cut
+    # an instruction of another kind, or a claim not in the section: not cut in code
+    other = RevisionInstruction("rewrite_section", "write prose", 1, "（1）引言", check="style")
+    assert remove_claims(intro.body, [other]) is None
+    missing = RevisionInstruction(
+        "rewrite_section", "x", 1, "（1）引言", check="support", quote="不在这里的句子。"
+    )
+    assert remove_claims(intro.body, [missing]) is None

@@ -416,12 +416,19 @@ def section_notes(title: str, brief: MaterialBrief | None, language: str) -> lis
     """What the writer of a section is told beyond its budget: a basic-information
     section's identity (title, authors, venue) is written in code, so the model writes
     about the work itself instead of listing (and embellishing) names."""
-    intent = section_intent(title)
-    if brief is None or intent is None or intent.name != "basic":
-        return []
-    if not any(f.fact("title") for f in section_scope(title, brief)):
+    if not identity_stated(title, brief):
         return []
     return [IDENTITY_STATED_ZH if language.startswith("zh") else IDENTITY_STATED_EN]
+
+
+def identity_stated(title: str, brief: MaterialBrief | None) -> bool:
+    """The section gives a file's basic information, and code states its identity
+    (``state_identity``): the model writes about the work, under another heading
+    (told "论文基本信息", the small model lists title and authors whatever it is told)."""
+    intent = section_intent(title)
+    if brief is None or intent is None or intent.name != "basic":
+        return False
+    return any(f.fact("title") for f in section_scope(title, brief))
 
 
 def material_notes(

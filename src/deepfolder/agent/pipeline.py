@@ -30,6 +30,7 @@ from deepfolder.agent.attach import attach_citations, cite_user_material
 from deepfolder.agent.loop import call_model
 from deepfolder.agent.parts import deal, part_count
 from deepfolder.agent.prompts import (
+    BASIC_FOCUS,
     continue_note,
     files_line,
     origin_label,
@@ -315,10 +316,11 @@ def _origin(ev: Evidence, zh: bool) -> str:
 def write_prompt(
     state: RunState, plan: SectionPlan, evidence: list[Evidence], budget: int, notes: list[str]
 ) -> str:
+    stated = grounding.identity_stated(plan.title, state.brief)
     return section_prompt(
         request=state.request,
         subject=_subject_line(state),
-        heading=plan.heading,
+        heading=BASIC_FOCUS[state.zh] if stated else plan.heading,
         budget=budget,
         excerpts=[(_origin(ev, state.zh), _excerpt(ev, 360)) for ev in evidence],
         no_bullets=state.constraints.no_bullets,

@@ -191,6 +191,12 @@ IDENTITY_STATED_ZH = (
     "本节开头已由系统写明题目、作者、单位和发表信息，不要再列出作者、单位或日期，"
     "只用两段连贯的文字介绍论文研究的问题、提出的方法和主要贡献"
 )
+BASIC_FOCUS = {
+    True: "论文研究的问题、提出的方法与主要贡献",
+    False: "the problem the work addresses, its method and its main contributions",
+}
+"""The heading a basic-information section's writer is given once code has stated the
+file's identity (``grounding.identity_stated``)."""
 IDENTITY_STATED_EN = (
     "the title, authors, affiliation and venue are already stated at the start of the "
     "section: do not list them again; write two paragraphs on the problem the work "

@@ -35,6 +35,19 @@ PROMPT_ECHO = re.compile(
 PROMPT_ECHO_END = re.compile(r"^(?:本节已经写好的部分如下|The section so far is below)")
 
 
+# The excerpt's origin label copied into a sentence: "DPO.pdf（Direct Preference
+# Optimization: …）是一篇…" — the reader gets the title, not the file name.
+FILE_LABEL = re.compile(
+    r"(?:用户文件|user file)?\s*[^\s，。、（(\[]+\."
+    r"(?:pdf|docx?|pptx?|xlsx?|csv|mp4|mov|mkv|webm|mp3|wav|m4a)\s*[（(]([^）)]{4,160})[）)]"
+)
+
+
+def _title_for_label(m: re.Match[str]) -> str:
+    line = m.string
+    return f"《{m.group(1)}》" if re.search(r"[\u4e00-\u9fff]", line) else f"“{m.group(1)}”"
+
+
 # A phrase the small model repeats in a loop ("PPO 算法、PPO 算法、PPO 算法、…").
 LOOP = re.compile(r"(\S.{1,24}?)(?:[、，,；;\s]*\1){3,}")
 
@@ -78,6 +91,7 @@ def clean_section_text(text: str, plan: SectionPlan) -> str:
             if prefix and len(lines[0]) > len(prefix) and lines[0].startswith(prefix):
                 lines[0] = lines[0][len(prefix) :].lstrip("：: ")
                 break
+    lines = [FILE_LABEL.sub(_title_for_label, line) for line in lines]
     out = without_dangling_announcement("\n".join(lines))
     for pattern in CLEAN_PATTERNS:
         out = pattern.sub("", out)

@@ -33,7 +33,7 @@ from deepfolder.trace.recorder import RunRecorder
 from deepfolder.validate.checks import ValidationReport, validate_report
 from deepfolder.validate.document import Section
 from deepfolder.validate.length import count_length
-from deepfolder.validate.revise import RevisionInstruction, revise_until_valid
+from deepfolder.validate.revise import RevisionInstruction, remove_claims, revise_until_valid
 
 T = TypeVar("T")
 
@@ -134,6 +134,10 @@ class Revisor:
             more = max(i.length_change or 0 for i in instructions)
             plan = self._plan_for(section.title)
             return self._drain(expand_section(self.state, plan, section.body, more, notes))
+        if self.policy == "pipeline" and (cut := remove_claims(section.body, instructions)):
+            # Unsupported sentences and uncited paragraphs are cut in code: a small
+            # model's rewrite loses what the section said right.
+            return cut
         if self.policy == "pipeline":
             plan = self._plan_for(section.title)
             budget = section_budget(

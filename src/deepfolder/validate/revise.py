@@ -37,7 +37,12 @@ from deepfolder.validate.document import (
     split_sections,
 )
 from deepfolder.validate.quality import remove_template_sentences
-from deepfolder.validate.repetition import remove_repeated_sentences
+from deepfolder.validate.repetition import (
+    ReportSentence,
+    remove_repeated_sentences,
+    remove_sentences,
+    report_sentences,
+)
 
 __all__ = [
     "RevisionInstruction",
@@ -67,7 +72,10 @@ class RevisionInstruction:
     it, in the request's unit (negative: shorten). The message says the same in words."""
     check: str | None = None
     """The check the instruction answers, when a writer may act on it beyond the words
-    (``user_material``: show the writer the user's own files first)."""
+    (``user_material``: show the writer the user's own files first; ``support`` and
+    ``uncited``: the claim in ``quote`` may be deleted in code, :func:`remove_claims`)."""
+    quote: str | None = None
+    """The sentence (``support``) or the paragraph's opening (``uncited``) meant."""
 
     def __str__(self) -> str:
         where = f"[{self.section_title}] " if self.section_title else ""
@@ -107,13 +115,29 @@ def revision_instructions(
     unit = constraints.length.unit if constraints.length else "字"
     out: list[RevisionInstruction] = []
 
-    def for_section(sec: Section | None, message: str, length_change: int | None = None) -> None:
+    def for_section(
+        sec: Section | None,
+        message: str,
+        length_change: int | None = None,
+        check: str | None = None,
+        quote: str | None = None,
+    ) -> None:
         if sec is None:
-            out.append(RevisionInstruction("global", message, length_change=length_change))
+            out.append(
+                RevisionInstruction(
+                    "global", message, length_change=length_change, check=check, quote=quote
+                )
+            )
         else:
             out.append(
                 RevisionInstruction(
-                    "rewrite_section", message, sec.index, sec.title, length_change=length_change
+                    "rewrite_section",
+                    message,
+                    sec.index,
+                    sec.title,
+                    length_change=length_change,
+                    check=check,
+                    quote=quote,
                 )
             )
 
@@ -200,6 +224,8 @@ def revision_instructions(
             f"citation [{ids}] does not support: '{v.sentence[:80]}'. The "
             f"evidence says: '{v.evidence_text[:160]}'. Rewrite the sentence to "
             "say only what the evidence says, or drop the claim",
+            check="support",
+            quote=v.sentence,
         )
     for u in report.uncited:
         sec = _section_of_line(sections, u.line - 1)
@@ -207,6 +233,8 @@ def revision_instructions(
             sec,
             f"paragraph '{u.excerpt[:40]}…' states facts without a citation: "
             "cite the evidence for each fact, or remove facts you cannot cite",
+            check="uncited",
+            quote=u.excerpt,
         )
 
     style = report.check("style")
@@ -433,6 +461,36 @@ def remove_code_fixable(
         text, removed = remove(text, skip)
         notes += [f"{name}: deleted in code: '{r[:60]}'" for r in removed]
     return text, notes
+
+
+CLAIM_CHECKS = {"support", "uncited"}
+
+
+def remove_claims(body: str, instructions: list[RevisionInstruction]) -> str | None:
+    """``body`` without the claims ``instructions`` name: each unsupported sentence,
+    each uncited paragraph (its sentences). For a writer that cannot be trusted to
+    rewrite a section without losing what it says right (the embedded model rewrote a
+    whole video section for one uncited paragraph and lost its results); what is cut
+    may come back as a length revision, written from passages the section does not
+    cite. None when an instruction is not of that kind, names nothing found, or nothing
+    of the section would be left."""
+    if not instructions or any(i.check not in CLAIM_CHECKS or not i.quote for i in instructions):
+        return None
+    sentences = [s for s in report_sentences(body) if s.text.strip()]
+    doomed: list[ReportSentence] = []
+    for i in instructions:
+        key = _claim_key(i.quote or "")[:24]
+        hit = next((s for s in sentences if key and _claim_key(s.text).startswith(key)), None)
+        if hit is None:
+            return None
+        doomed += [s for s in sentences if s.line == hit.line] if i.check == "uncited" else [hit]
+    if len({s.start for s in doomed}) >= len(sentences):
+        return None
+    return remove_sentences(body, list({s.start: s for s in doomed}.values()))
+
+
+def _claim_key(text: str) -> str:
+    return re.sub(r"[\W_]+", "", text).lower()
 
 
 # --- the loop ---------------------------------------------------------------------------
