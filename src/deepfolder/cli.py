@@ -46,6 +46,12 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_policy_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--policy", choices=["auto", "agent", "pipeline"], help="agent loop or pipeline")
+    p.add_argument("--max-turns", type=int, help="model turns before the agent must answer")
+    p.add_argument("--max-revisions", type=int, help="validation/revision rounds")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="deepfolder",
@@ -76,11 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         "query.jsonl beside FOLDER",
     )
     run.add_argument("--out", type=Path, help="run directory (default runs/<folder>-<time>/)")
-    run.add_argument(
-        "--policy", choices=["auto", "agent", "pipeline"], help="agent loop or pipeline"
-    )
-    run.add_argument("--max-turns", type=int, help="model turns before the agent must answer")
-    run.add_argument("--max-revisions", type=int, help="validation/revision rounds")
+    _add_policy_args(run)
     run.add_argument("--strict", action="store_true", help="exit 1 when validation still fails")
     run.add_argument(
         "--resume",
@@ -97,6 +99,47 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_model_args(run)
     _add_settings_args(run)
+
+    batch = sub.add_parser(
+        "batch",
+        help="run many tasks with the same settings, one run directory each (resumable)",
+        description="Run every task of CASES_DIR: a benchmark's layout (query.jsonl beside "
+        "the task folders) or a folder of task folders each holding query.txt. Writes "
+        "BATCH_DIR/batch.json (the state of every task), runs/TASK/ (one run directory per "
+        "task), logs/TASK.log, and summary.md, summary.csv and summary.json. A task's "
+        "crash, bad folder or timeout is recorded and the batch goes on. Exit status: 0 "
+        "when every task is done; 1 when some failed or timed out; 2 for a usage or setup "
+        "error; 130 when interrupted (continue with --resume).",
+    )
+    batch.add_argument("cases", type=Path, metavar="CASES_DIR", help="the tasks (never written to)")
+    batch.add_argument("--tasks", nargs="+", metavar="TASK", help="run only these tasks")
+    batch.add_argument(
+        "--out",
+        type=Path,
+        metavar="BATCH_DIR",
+        help="batch directory (default runs/batch-<cases>-<time>/)",
+    )
+    batch.add_argument(
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="tasks at once (default 1 with the embedded model, 4 with an endpoint)",
+    )
+    batch.add_argument(
+        "--timeout-per-task",
+        type=float,
+        metavar="S",
+        help="stop a task after S seconds (recorded as timed out; --resume continues it)",
+    )
+    batch.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the batch in --out (default: the newest batch of CASES_DIR under "
+        "runs/): done tasks are skipped, interrupted runs continue with run --resume",
+    )
+    _add_policy_args(batch)
+    _add_model_args(batch)
+    _add_settings_args(batch)
 
     ingest = sub.add_parser(
         "ingest",
@@ -242,6 +285,38 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
     return 1 if args.strict and result.failures else 0
 
 
+def _cmd_batch(args: argparse.Namespace, console: Console) -> int:
+    from deepfolder.runner.batch import resume_batch, start_batch
+
+    command = ["deepfolder", *args.argv]
+    if args.resume:
+        if args.tasks:
+            raise _UserError("--resume continues the batch's own tasks; leave out --tasks")
+        if _overrides(args) or args.config is not None or args.preset != "default":
+            raise _UserError(
+                "--resume runs with the batch's own settings (BATCH_DIR/config.json); leave "
+                "out the model and settings options"
+            )
+        return resume_batch(
+            args.cases,
+            args.out,
+            jobs=args.jobs,
+            timeout_s=args.timeout_per_task,
+            command=command,
+            console=console,
+        )
+    return start_batch(
+        args.cases,
+        _settings_from(args),
+        out=args.out,
+        only=args.tasks,
+        jobs=args.jobs,
+        timeout_s=args.timeout_per_task,
+        command=command,
+        console=console,
+    )
+
+
 def _open_corpus(args: argparse.Namespace, console: Console) -> Any:
     from deepfolder.ingest import ingest_folder
     from deepfolder.runner.progress import ingest_progress
@@ -307,6 +382,7 @@ class _UserError(Exception):
 
 COMMANDS = {
     "run": _cmd_run,
+    "batch": _cmd_batch,
     "ingest": _cmd_ingest,
     "search": _cmd_search,
     "check": _cmd_check,
@@ -317,6 +393,7 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded by batch
     if not args.command:
         parser.print_help()
         return 2
