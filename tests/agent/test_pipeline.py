@@ -191,6 +191,10 @@ def test_clean_collapses_a_phrase_the_model_repeats_in_a_loop() -> None:
     plan = SectionPlan("（3）", "关键技术解析", 300)
     raw = "在视频中，DPO 的损失函数、PPO 算法、PPO 算法、PPO 算法、PPO 算法、PPO 算法。"
     assert clean_section_text(raw, plan) == "在视频中，DPO 的损失函数、PPO 算法。"
+    raw = "其实现细节包括偏好模型的定义、偏好函数的定义、偏好函数的定义、偏好函数的定义。"
+    assert clean_section_text(raw, plan) == "其实现细节包括偏好模型的定义、偏好函数的定义。"
+    kept = "第一步很好，第二步很好。"  # a short word said twice is no loop
+    assert clean_section_text(kept, plan) == kept
 
 
 def test_a_continuation_does_not_copy_the_lines_already_written() -> None:

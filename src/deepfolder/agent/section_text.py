@@ -49,7 +49,9 @@ def _title_for_label(m: re.Match[str]) -> str:
 
 
 # A phrase the small model repeats in a loop ("PPO 算法、PPO 算法、PPO 算法、…").
-LOOP = re.compile(r"(\S.{1,24}?)(?:[、，,；;\s]*\1){3,}")
+# A phrase of four or more characters said three times in a row is a loop too
+# ("偏好函数的定义、偏好函数的定义、偏好函数的定义").
+LOOP = re.compile(r"(\S.{1,24}?)(?:[、，,；;\s]*\1){3,}|(\S.{3,24}?)(?:[、，,；;\s]*\2){2,}")
 
 
 def is_fragment(line: str) -> bool:
@@ -95,7 +97,7 @@ def clean_section_text(text: str, plan: SectionPlan) -> str:
     out = without_dangling_announcement("\n".join(lines))
     for pattern in CLEAN_PATTERNS:
         out = pattern.sub("", out)
-    out = LOOP.sub(r"\1", out)
+    out = LOOP.sub(lambda m: m.group(1) or m.group(2), out)
     return re.sub(r"\n{3,}", "\n\n", out)
 
 
