@@ -24,7 +24,7 @@ DOC = ROOT / "docs" / "architecture.md"
 
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("records", "request_model", "settings", "analysis"),
-    ("llm", "trace"),
+    ("llm", "trace", "prompts"),
     ("index",),
     ("ingest",),
     ("perception", "validate"),

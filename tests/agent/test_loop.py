@@ -7,10 +7,11 @@ import pytest
 
 from deepfolder.agent.context import fit_messages, shorten_observation
 from deepfolder.agent.loop import run_agent
-from deepfolder.agent.prompts import AGENT_SYSTEM, EMPTY_REPLY, task_message
 from deepfolder.agent.state import Conversation
 from deepfolder.llm.base import ChatResponse, ToolCallRequest
 from deepfolder.llm.fake import FunctionModel, ScriptedModel, tool_call
+from deepfolder.prompts.material import quote_material
+from deepfolder.prompts.writing import AGENT_SYSTEM, EMPTY_REPLY, task_message
 from deepfolder.records import (
     FinalAnswerStep,
     Locator,
@@ -21,7 +22,7 @@ from deepfolder.records import (
     ToolCallStep,
     ToolResultStep,
 )
-from deepfolder.tools.base import ToolContext, quote_material
+from deepfolder.tools.base import ToolContext
 from injection_fixtures import (
     INJECTION_PAGES,
     PAYLOADS,

@@ -7,7 +7,6 @@ from typing import Any
 
 from deepfolder.index.translate import (
     keep_terms,
-    language_name,
     needs_translation,
     parse_translations,
     translate_queries,
@@ -15,6 +14,7 @@ from deepfolder.index.translate import (
 )
 from deepfolder.llm.base import ChatResponse, ModelError
 from deepfolder.llm.fake import FunctionModel, ScriptedModel
+from deepfolder.prompts.retrieval import language_name
 
 
 def test_one_call_under_a_schema_for_the_other_script_queries() -> None:

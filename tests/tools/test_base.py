@@ -10,13 +10,13 @@ import pytest
 
 from deepfolder.agent.recording import execute_tool
 from deepfolder.llm.base import ToolCallRequest
+from deepfolder.prompts.material import quote_material
 from deepfolder.records import Locator, Segment, Source
 from deepfolder.settings import Settings
 from deepfolder.tools.base import (
     ToolArgumentError,
     ToolContext,
     ToolOutput,
-    quote_material,
     quote_observation,
     tool,
 )

@@ -16,11 +16,11 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from deepfolder.tools.base import MATERIAL_TAG
+from deepfolder.prompts.material import MATERIAL_TAG
+from deepfolder.prompts.writing import SHORTENED_NOTE, dropped_exchanges_note
 
 Message = dict[str, Any]
 SHORTENED_CHARS = 300
-SHORTENED_NOTE = "[shortened to save context; read the evidence ids above again if needed]"
 
 
 def shorten_observation(content: str, chars: int = SHORTENED_CHARS) -> str:
@@ -81,10 +81,6 @@ def fit_messages(
     if dropped:
         fitted.insert(
             2,
-            {
-                "role": "user",
-                "content": f"[{dropped} earlier exchange(s) were removed to fit the context "
-                "window; the evidence ids you saw in them are still citable.]",
-            },
+            {"role": "user", "content": dropped_exchanges_note(dropped)},
         )
     return fitted

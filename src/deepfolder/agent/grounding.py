@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from deepfolder.agent.attach import SENTENCE_RE
 from deepfolder.agent.brief import FileBrief, MaterialBrief
-from deepfolder.agent.prompts import IDENTITY_STATED_EN, IDENTITY_STATED_ZH
+from deepfolder.prompts.writing import IDENTITY_STATED_EN, IDENTITY_STATED_ZH
 from deepfolder.records import Evidence
 from deepfolder.request_model import material_kinds_named
 from deepfolder.validate.grounding import MATERIAL_KIND

@@ -14,10 +14,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from deepfolder.agent.context import fit_messages
-from deepfolder.agent.prompts import CUT_SHORT, EMPTY_REPLY
 from deepfolder.agent.recording import model_call_step, tool_call_steps
 from deepfolder.agent.state import Conversation
 from deepfolder.llm.base import ChatModel, ChatResponse
+from deepfolder.prompts.writing import CUT_SHORT, EMPTY_REPLY
 from deepfolder.records import FinalAnswerStep, ModelCallStep, NoteStep, Step
 from deepfolder.tools.base import Tool, ToolContext
 

@@ -29,7 +29,16 @@ from deepfolder.agent import grounding
 from deepfolder.agent.attach import attach_citations, cite_user_material
 from deepfolder.agent.loop import call_model
 from deepfolder.agent.parts import deal, part_count
-from deepfolder.agent.prompts import (
+from deepfolder.agent.recording import tool_call_steps
+from deepfolder.agent.section_text import (
+    clean_section_text,
+    new_lines,
+    trim_to,
+    without_dangling_announcement,
+)
+from deepfolder.agent.state import Conversation, RunState, SectionDraft, SectionPlan
+from deepfolder.llm.base import ChatResponse, ToolCallRequest
+from deepfolder.prompts.writing import (
     BASIC_FOCUS,
     continue_note,
     files_line,
@@ -40,15 +49,6 @@ from deepfolder.agent.prompts import (
     section_prompt,
     translate_prompt,
 )
-from deepfolder.agent.recording import tool_call_steps
-from deepfolder.agent.section_text import (
-    clean_section_text,
-    new_lines,
-    trim_to,
-    without_dangling_announcement,
-)
-from deepfolder.agent.state import Conversation, RunState, SectionDraft, SectionPlan
-from deepfolder.llm.base import ChatResponse, ToolCallRequest
 from deepfolder.records import Evidence, FinalAnswerStep, ModelCallStep, NoteStep, Step
 from deepfolder.request_model import RequestConstraints, cjk_ratio
 from deepfolder.tools.base import without_instructions

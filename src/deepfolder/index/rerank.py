@@ -36,6 +36,7 @@ from typing import Protocol
 from deepfolder.index.fusion import searchable_text
 from deepfolder.index.script import coverage_units, units_mainly_cjk
 from deepfolder.llm.base import ChatModel, ModelError
+from deepfolder.prompts.retrieval import rerank_prompt
 from deepfolder.records import Evidence
 from deepfolder.settings import RetrievalSettings
 
@@ -114,11 +115,6 @@ ORDER_SCHEMA = {
     "properties": {"order": {"type": "array", "items": {"type": "integer"}}},
     "required": ["order"],
 }
-PROMPT = (
-    "Rank passages by how well they answer the question. Reply with JSON "
-    '{{"order": [numbers of the passages that help, best first]}} and nothing else.\n\n'
-    "Question: {query}\n\n{passages}"
-)
 
 
 class LLMReranker:
@@ -133,10 +129,8 @@ class LLMReranker:
         head, tail = results[: self.top_n], results[self.top_n :]
         if len(head) < 2:
             return results
-        passages = "\n\n".join(
-            f"[{i}] {ev.segment.text[: self.max_chars]}" for i, ev in enumerate(head, start=1)
-        )
-        message = {"role": "user", "content": PROMPT.format(query=query, passages=passages)}
+        passages = [ev.segment.text[: self.max_chars] for ev in head]
+        message = {"role": "user", "content": rerank_prompt(query, passages)}
         try:
             reply = self.model.chat([message], json_schema=ORDER_SCHEMA, temperature=0.0)
         except ModelError:

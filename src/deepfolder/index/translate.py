@@ -20,18 +20,10 @@ from collections.abc import Sequence
 
 from deepfolder.index.script import mainly_cjk
 from deepfolder.llm.base import ChatModel, ModelError
+from deepfolder.prompts.retrieval import translation_prompt
 
 MAX_QUERY_CHARS = 200
 """Queries are short; a longer one is cut (the model only needs the gist)."""
-
-LANGUAGE_NAMES = {"en": "English", "zh": "Simplified Chinese", "ja": "Japanese", "ko": "Korean"}
-
-PROMPT = (
-    "Translate each search query below into {language}. Keep names, abbreviations, "
-    "numbers and formulas as they are; translate technical terms with the standard "
-    '{language} term. Reply with JSON {{"translations": [...]}}: exactly {n} strings, one '
-    "per query, in order, and nothing else.\n\n{numbered}"
-)
 
 
 def translation_schema(n: int) -> dict[str, object]:
@@ -49,11 +41,6 @@ def translation_schema(n: int) -> dict[str, object]:
         },
         "required": ["translations"],
     }
-
-
-def language_name(code: str) -> str:
-    """``"en"`` → ``"English"``, ``"zh-CN"`` → ``"Simplified Chinese"``; other values as given."""
-    return LANGUAGE_NAMES.get(code.split("-")[0].lower(), code)
 
 
 def needs_translation(query: str, target_language: str) -> bool:
@@ -86,8 +73,7 @@ def translate_queries(
     )
     if not todo:
         return []
-    numbered = "\n".join(f"{i}. {q}" for i, q in enumerate(todo, start=1))
-    prompt = PROMPT.format(language=language_name(target_language), n=len(todo), numbered=numbered)
+    prompt = translation_prompt(todo, target_language)
     try:
         reply = model.chat(
             [{"role": "user", "content": prompt}],

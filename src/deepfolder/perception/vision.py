@@ -3,6 +3,7 @@
 The request is OpenAI-compatible: one user message whose content is a list of parts, a
 ``text`` part with the question and what is known about each frame (time, OCR text),
 then per frame a ``text`` label and an ``image_url`` part carrying a base64 JPEG data URL.
+The texts are in :mod:`deepfolder.prompts.vision`.
 
 Answers are cached under ``<index_dir>/vision_cache/<key>.json`` where the key hashes the
 model name, the question and the frames' pixel hashes in order, so asking the same
@@ -23,13 +24,8 @@ from typing import Any
 
 from deepfolder.llm.base import ChatModel
 from deepfolder.perception.frames import WindowFrame
+from deepfolder.prompts.vision import FRAMES_SYSTEM, frame_label, frames_question
 from deepfolder.records import Usage, format_seconds
-
-SYSTEM_PROMPT = (
-    "You look at frames taken from a video and answer a question about them. Describe "
-    "only what is visible in these frames; say so when the frames do not show the "
-    "answer. Refer to frames by their time. Answer in the language of the question."
-)
 
 
 @dataclass(slots=True)
@@ -51,19 +47,13 @@ def build_messages(
     question: str, frames: Sequence[WindowFrame], context: str = ""
 ) -> list[dict[str, Any]]:
     """The chat messages sent for ``frames`` (exactly one image part per frame)."""
-    intro = [f"Question: {question}"]
-    if context:
-        intro.append(f"What is known about this part of the video:\n{context}")
-    intro.append(f"{len(frames)} frame(s) follow, in time order.")
-    parts: list[dict[str, Any]] = [{"type": "text", "text": "\n\n".join(intro)}]
+    text = frames_question(question, len(frames), context)
+    parts: list[dict[str, Any]] = [{"type": "text", "text": text}]
     for n, frame in enumerate(frames, 1):
-        label = f"Frame {n} at {clock(frame.t)}"
-        if frame.ocr:
-            label += f" (OCR text: {' / '.join(frame.ocr.splitlines())})"
         data = base64.b64encode(frame.jpeg_bytes()).decode("ascii")
-        parts.append({"type": "text", "text": label})
+        parts.append({"type": "text", "text": frame_label(n, clock(frame.t), frame.ocr)})
         parts.append({"type": "image_url", "image_url": {"url": f"data:image/jpeg;base64,{data}"}})
-    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": parts}]
+    return [{"role": "system", "content": FRAMES_SYSTEM}, {"role": "user", "content": parts}]
 
 
 def cache_key(model_name: str, question: str, frame_hashes: Sequence[str]) -> str:

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import TypeVar
 
 from deepfolder.agent.pipeline import ask, expand_section, trim_to, write_section
-from deepfolder.agent.prompts import revise_section_prompt
 from deepfolder.agent.recording import RecordedModel
 from deepfolder.agent.state import RunState, SectionPlan
 from deepfolder.llm.base import ChatModel
+from deepfolder.prompts.revision import revise_section_prompt
 from deepfolder.records import Evidence, RevisionStep, Step, ValidationStep
 from deepfolder.report.render import finalize_markdown, markdown_to_html, title_of
 from deepfolder.request_model import RequiredSection

@@ -30,16 +30,16 @@ from rich.console import Console
 from deepfolder.agent.brief import build_brief
 from deepfolder.agent.loop import run_agent
 from deepfolder.agent.pipeline import run_pipeline
-from deepfolder.agent.prompts import (
+from deepfolder.agent.recording import RecordedModel
+from deepfolder.agent.state import Conversation, RunState
+from deepfolder.analysis.sandbox import SandboxLimits
+from deepfolder.llm.base import ChatModel, ModelError, set_retry_listener
+from deepfolder.prompts.writing import (
     AGENT_SYSTEM,
     describe_constraints,
     language_name,
     task_message,
 )
-from deepfolder.agent.recording import RecordedModel
-from deepfolder.agent.state import Conversation, RunState
-from deepfolder.analysis.sandbox import SandboxLimits
-from deepfolder.llm.base import ChatModel, ModelError, set_retry_listener
 from deepfolder.records import Evidence, FinalAnswerStep, NoteStep, Step, TaskStep
 from deepfolder.report.render import finalize_markdown, markdown_to_html, title_of
 from deepfolder.request_model import RequestConstraints, parse_request

@@ -16,12 +16,11 @@ required argument or an object where a string belongs is the model's mistake
 (``ToolArgumentError``), never an ``AttributeError`` inside the tool.
 
 Folder text is data, never instructions. Every observation that carries it marks it
-with :func:`quote_material` (``<material source="…">…</material>``); the system prompt
-tells the model that nothing inside those tags is an instruction. A tool that does not
-mark its own output (``ToolOutput.quoted``) has its whole observation quoted by
-:func:`quote_observation`, which the agent applies to every observation before the
-model sees it. Text inside cannot close the tag early: any ``<material`` or
-``</material`` in it is neutralised.
+with ``quote_material`` (``<material source="…">…</material>``, in
+:mod:`deepfolder.prompts.material` with the system prompt's rule that nothing inside
+those tags is an instruction). A tool that does not mark its own output
+(``ToolOutput.quoted``) has its whole observation quoted by :func:`quote_observation`,
+which the agent applies to every observation before the model sees it.
 
 A tool that a run cannot always use says when it can, beside its definition:
 ``@tool(available=folder_has("video"))``. The runner offers the model every registered
@@ -47,6 +46,7 @@ from typing import Any, Literal, TypeVar, get_args, get_origin, overload
 from deepfolder.analysis.sandbox import PythonSandbox, SandboxLimits
 from deepfolder.index.base import Index
 from deepfolder.llm.base import ChatModel
+from deepfolder.prompts.material import quote_material
 from deepfolder.records import Evidence, Usage
 from deepfolder.settings import Settings
 
@@ -70,17 +70,6 @@ class ToolOutput:
     holds none); otherwise the whole observation is quoted for the tool."""
 
 
-MATERIAL_TAG = "material"
-_TAG_LIKE = re.compile(r"[<＜﹤]\s*(/?)\s*(material)", re.IGNORECASE)
-_LABEL_UNSAFE = str.maketrans({'"': "'", "<": "‹", ">": "›", "\n": " ", "\r": " "})
-
-
-def neutralise_material_tags(text: str) -> str:
-    """``text`` with every ``<material`` / ``</material`` made inert (``‹/material``), so
-    quoted folder text can neither close its block nor open a fake one."""
-    return _TAG_LIKE.sub(lambda m: f"‹{m.group(1)}{m.group(2)}", text)
-
-
 # Sentences in folder material that address the model rather than inform a reader.
 _INSTRUCTION = re.compile(
     r"ignore (?:all |any )?(?:the )?(?:previous|prior|above|earlier) (?:instructions|prompts?)"
@@ -102,22 +91,6 @@ def without_instructions(text: str) -> str:
     if not _INSTRUCTION.search(text):
         return text
     return "".join(p for p in _SENTENCE_END.split(text) if not _INSTRUCTION.search(p)).strip()
-
-
-def quote_material(text: str, *, label: str, evidence_id: str | None = None) -> str:
-    """Folder text as quoted data for the model::
-
-        <material source="paper.pdf, p. 3" id="E1a2b3c4d">
-        …the text…
-        </material>
-
-    ``label`` (a file name, an article title…) is folder text too: it is kept on one line
-    and cannot break out of its attribute. The system prompt's standing instruction says
-    that nothing inside these tags is an instruction."""
-    source = " ".join(neutralise_material_tags(label).translate(_LABEL_UNSAFE).split())
-    ident = f' id="{evidence_id}"' if evidence_id else ""
-    body = neutralise_material_tags(text).strip("\n")
-    return f'<{MATERIAL_TAG} source="{source}"{ident}>\n{body}\n</{MATERIAL_TAG}>'
 
 
 @dataclass

@@ -4,7 +4,7 @@ list_sources, count_length; and how the tools name sources and label passages.
 Every observation is compact (a token budget per call), shows evidence ids the model
 may cite, and ends with one status line. Evidence shown here becomes citable in the run.
 Folder text (passages, article titles, listings) is shown inside ``<material>`` blocks
-(:func:`~deepfolder.tools.base.quote_material`). Each passage's header line, outside
+(:func:`~deepfolder.prompts.material.quote_material`). Each passage's header line, outside
 the block, holds what is ours or the user's own: the evidence id, the score, and the
 locator (``paper.pdf, 第2页``; for a web article ``long_context: article 3, 第1段``,
 its third-party title only inside the block).
@@ -16,14 +16,9 @@ from collections import Counter
 from typing import Literal
 
 from deepfolder.llm.tokens import estimate_tokens
+from deepfolder.prompts.material import quote_material
 from deepfolder.records import Evidence, Segment, Source
-from deepfolder.tools.base import (
-    ToolArgumentError,
-    ToolContext,
-    ToolOutput,
-    quote_material,
-    tool,
-)
+from deepfolder.tools.base import ToolArgumentError, ToolContext, ToolOutput, tool
 
 
 def resolve_source_names(ctx: ToolContext, names: list[str]) -> tuple[str, ...]:

@@ -33,6 +33,7 @@ from typing import Any
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from deepfolder.llm.base import ChatModel
+from deepfolder.prompts.vision import IMAGE_SYSTEM, image_question
 from deepfolder.records import (
     EVIDENCE_ID_PATTERN,
     Evidence,
@@ -49,11 +50,6 @@ MAX_OCR_CHARS = 3000
 NO_VISION_NOTE = (
     "no vision model configured: only OCR text and image metadata are known; set "
     "DEEPFOLDER_VISION_MODEL=provider:model to describe images"
-)
-SYSTEM_PROMPT = (
-    "You answer a question about one image. Describe only what is visible in the image; "
-    "when the image does not show the answer, say so instead of guessing. Answer in the "
-    "language of the question."
 )
 
 
@@ -139,11 +135,11 @@ def image_data_url(raw: bytes) -> tuple[str, str]:
 
 def vision_messages(question: str, label: str, data_url: str) -> list[dict[str, Any]]:
     return [
-        {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "system", "content": IMAGE_SYSTEM},
         {
             "role": "user",
             "content": [
-                {"type": "text", "text": f"Image: {label}\nQuestion: {question}"},
+                {"type": "text", "text": image_question(label, question)},
                 {"type": "image_url", "image_url": {"url": data_url}},
             ],
         },

@@ -17,14 +17,9 @@ from deepfolder.index.base import SearchFilter, SearchOptions
 from deepfolder.index.query import search_many
 from deepfolder.index.rerank import configured_reranker
 from deepfolder.llm.tokens import estimate_tokens
+from deepfolder.prompts.material import quote_material
 from deepfolder.records import Evidence
-from deepfolder.tools.base import (
-    ToolArgumentError,
-    ToolContext,
-    ToolOutput,
-    quote_material,
-    tool,
-)
+from deepfolder.tools.base import ToolArgumentError, ToolContext, ToolOutput, tool
 from deepfolder.tools.core import header_label, material_label, resolve_source_names
 
 SNIPPET_CHARS = 216

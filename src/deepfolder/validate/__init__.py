@@ -11,7 +11,8 @@
   builds on them; :mod:`.quality` holds the repetition, template-text, table and
   request-shape checks;
 - :mod:`.checks` runs everything → :class:`ValidationReport` (``validation.json``);
-- :mod:`.revise` turns failures into per-section instructions and runs the bounded loop;
+- :mod:`.revise` turns failures into per-section instructions (worded in
+  :mod:`deepfolder.prompts.revision`) and runs the bounded loop;
 - :mod:`.command` is ``deepfolder check RUN_DIR``.
 
 The validator never searches or calls a tool.

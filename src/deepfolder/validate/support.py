@@ -17,8 +17,9 @@ Two judges, one verdict type (supported / weak / unsupported, with a score and a
   Thresholds: ``settings.validate.support_threshold`` / ``weak_threshold``, calibrated on
   the hand-made pairs in tests/validate/test_support.py (see docs/notes/validate.md).
 - **model**: a :class:`~deepfolder.llm.base.ChatModel` asked for JSON
-  ``{"verdict": …, "reason": …}``. Any failure (model error, unparsable reply) falls back
-  to the local verdict, and the reason says so.
+  ``{"verdict": …, "reason": …}`` (its prompt: :mod:`deepfolder.prompts.judge`). Any
+  failure (model error, unparsable reply) falls back to the local verdict, and the
+  reason says so.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any, Literal
 import numpy as np
 
 from deepfolder.llm.base import ChatModel, ModelError
+from deepfolder.prompts.judge import judge_prompt
 from deepfolder.records import Evidence
 from deepfolder.request_model import cjk_ratio
 from deepfolder.validate.citations import remove_citations
@@ -247,18 +249,6 @@ JUDGE_SCHEMA: dict[str, Any] = {
     "required": ["verdict", "reason"],
 }
 
-_JUDGE_PROMPT = """You check citations in a research report.
-Claim (one sentence of the report):
-{claim}
-
-Cited evidence:
-{evidence}
-
-Does the evidence support the claim? Answer "supported" if everything the claim states
-(facts, numbers, names, dates) is in the evidence, "weak" if the evidence is related but
-supports only part of it or only loosely, "unsupported" if the evidence does not say it or
-contradicts it. Reply with JSON only: {{"verdict": "...", "reason": "one short sentence"}}"""
-
 
 def model_verdict(
     judge: ChatModel,
@@ -266,8 +256,7 @@ def model_verdict(
     evidence: Sequence[Evidence],
     fallback: SupportVerdict,
 ) -> SupportVerdict:
-    text = "\n\n".join(f"[{ev.id}] {ev.segment.text}" for ev in evidence)
-    messages = [{"role": "user", "content": _JUDGE_PROMPT.format(claim=claim, evidence=text)}]
+    messages = [{"role": "user", "content": judge_prompt(claim, evidence)}]
     try:
         reply = judge.chat(messages, json_schema=JUDGE_SCHEMA, max_tokens=200, temperature=0.0)
         data = _parse_json(reply.content or "")
