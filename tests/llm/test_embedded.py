@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -216,3 +217,16 @@ def test_embedded_model_chats_and_calls_a_tool(tmp_path: Path) -> None:
     assert call.tool_calls[0].parse_error is None
     assert call.tool_calls[0].name == "search"
     assert "perovskite" in call.tool_calls[0].arguments["query"].lower()
+
+
+def test_llama_cpp_leaves_no_unclosed_file_at_exit() -> None:
+    """llama_cpp opens /dev/null twice at import; every run used to end with two
+    "unclosed file" ResourceWarnings."""
+    if importlib.util.find_spec("llama_cpp") is None:
+        pytest.skip("llama-cpp-python is not installed")
+    code = "from deepfolder.llm.embedded import import_llama_cpp; import_llama_cpp()"
+    done = subprocess.run(
+        [sys.executable, "-X", "dev", "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "ResourceWarning" not in done.stderr

@@ -25,6 +25,7 @@ import atexit
 import contextlib
 import json
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -125,8 +126,7 @@ def load_llama(path: Path, n_ctx: int, n_threads: int) -> Any:
     key = (str(path), n_ctx)
     with _LOAD_LOCK:
         if key not in _LOADED:
-            import llama_cpp
-
+            llama_cpp = import_llama_cpp()
             if not _LOADED:  # freed before the interpreter tears down llama_cpp's globals
                 atexit.register(close_loaded)
             _LOADED[key] = llama_cpp.Llama(
@@ -139,6 +139,20 @@ def load_llama(path: Path, n_ctx: int, n_threads: int) -> Any:
                 verbose=False,
             )
         return _LOADED[key]
+
+
+def import_llama_cpp() -> Any:
+    """``llama_cpp``, imported once; the two ``/dev/null`` files it opens at import (to
+    silence the library) are closed at exit instead of warning as unclosed."""
+    import llama_cpp
+
+    if not getattr(import_llama_cpp, "_hooked", False):
+        utils = sys.modules.get("llama_cpp._utils")  # imported by llama_cpp itself
+        for name in ("outnull_file", "errnull_file"):
+            if hasattr(utils, name):
+                atexit.register(getattr(utils, name).close)
+        import_llama_cpp._hooked = True  # type: ignore[attr-defined]
+    return llama_cpp
 
 
 def close_loaded() -> None:
@@ -154,8 +168,7 @@ def close_loaded() -> None:
 def set_threads(llama: Any, n_threads: int) -> None:
     """Set the threads of a loaded model's context for the following decodes (prompt and
     generation); cheap, so it can change between calls."""
-    import llama_cpp
-
+    llama_cpp = import_llama_cpp()
     llama_cpp.llama_set_n_threads(llama.ctx, n_threads, n_threads)
     llama.n_threads = llama.n_threads_batch = n_threads
 
@@ -169,7 +182,7 @@ class EmbeddedModel:
 
     def __init__(self, settings: Settings, *, tool_mode: ToolMode = "schema") -> None:
         try:
-            import llama_cpp  # noqa: F401
+            import_llama_cpp()
         except ImportError as exc:
             raise ModelConfigError(
                 f"the embedded model needs llama-cpp-python: {INSTALL_HINT}"
