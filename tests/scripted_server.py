@@ -13,6 +13,7 @@ stays down).
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
@@ -90,3 +91,14 @@ class ScriptedServer(LoopbackServer):
     def prompts(self, start: int = 0) -> list[str]:
         """The message hashes of the requests from number ``start`` (0-based) on."""
         return [r["prompt_sha256"] for r in self.requests[start:]]
+
+
+def subprocess_env() -> dict[str, str]:
+    """The environment of a ``deepfolder`` process a test starts against the scripted
+    server: this checkout's sources, no inherited DEEPFOLDER_* settings, model requests
+    allowed (the server is on 127.0.0.1), no colours."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEEPFOLDER_")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1] / "src")
+    env["DEEPFOLDER_ALLOW_MODEL_REQUESTS"] = "1"
+    env["NO_COLOR"] = "1"
+    return env

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
 import signal
 import subprocess
@@ -28,9 +27,8 @@ import pytest
 from deepfolder.ingest.lock import ingest_lock
 from deepfolder.ingest.pipeline import index_dir_for
 from deepfolder.runner.batch_tasks import BatchError, discover_tasks
-from scripted_server import ScriptedServer, completion, tool_call
+from scripted_server import ScriptedServer, completion, subprocess_env, tool_call
 
-ROOT = Path(__file__).resolve().parents[2]
 TOPICS = {
     "library": (
         "社区图书馆",
@@ -103,14 +101,6 @@ def make_cases(root: Path, tasks: dict[str, str], *, folders: dict[str, str] | N
     return cases
 
 
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DEEPFOLDER_")}
-    env["PYTHONPATH"] = str(ROOT / "src")
-    env["DEEPFOLDER_ALLOW_MODEL_REQUESTS"] = "1"  # the server is on 127.0.0.1
-    env["NO_COLOR"] = "1"
-    return env
-
-
 def settings_args(root: Path, server: ScriptedServer) -> list[str]:
     return [
         *("--model", "vllm:test-model", "--base-url", server.base_url),
@@ -126,7 +116,7 @@ def start_batch(root: Path, server: ScriptedServer, *extra: str) -> subprocess.P
         *extra,
     ]
     return subprocess.Popen(
-        command, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        command, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
 
 
@@ -135,7 +125,9 @@ def resume_batch(root: Path, *extra: str) -> subprocess.CompletedProcess[str]:
         *(sys.executable, "-m", "deepfolder.cli", "batch", str(root / "cases")),
         *("--out", str(root / "batch"), "--resume", *extra),
     ]
-    return subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        command, env=subprocess_env(), capture_output=True, text=True, timeout=300
+    )
 
 
 def finish(proc: subprocess.Popen[str]) -> tuple[int, str, str]:

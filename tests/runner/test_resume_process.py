@@ -8,7 +8,6 @@ trace held was sent again.
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -22,11 +21,10 @@ from typing import Any
 import pytest
 
 from runner.test_resume import COMPARED_OUTPUTS
-from scripted_server import ScriptedServer, completion, tool_call
+from scripted_server import ScriptedServer, completion, subprocess_env, tool_call
 
 pytestmark = pytest.mark.reliability
 
-ROOT = Path(__file__).resolve().parents[2]
 REQUEST = "写一篇300至500字的社区图书馆报告，包括背景和发现两个部分，标注来源。"
 NOTES = (
     "# 青禾区社区图书馆\n\n青禾区共有社区图书馆14家，2023年起开通电子书借阅服务。\n\n"
@@ -88,14 +86,6 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DEEPFOLDER_")}
-    env["PYTHONPATH"] = str(ROOT / "src")
-    env["DEEPFOLDER_ALLOW_MODEL_REQUESTS"] = "1"  # the server is on 127.0.0.1
-    env["NO_COLOR"] = "1"
-    return env
-
-
 def start_run(workspace: Path, server: ScriptedServer, out: Path) -> subprocess.Popen[str]:
     command = [
         *(sys.executable, "-m", "deepfolder.cli", "run", str(workspace / "folder"), REQUEST),
@@ -104,13 +94,15 @@ def start_run(workspace: Path, server: ScriptedServer, out: Path) -> subprocess.
         *("--config", str(workspace / "config.json")),
     ]
     return subprocess.Popen(
-        command, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        command, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
 
 
 def resume(out: Path) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "deepfolder.cli", "run", "--resume", str(out)]
-    return subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        command, env=subprocess_env(), capture_output=True, text=True, timeout=300
+    )
 
 
 def finish(proc: subprocess.Popen[str]) -> tuple[int, str]:
