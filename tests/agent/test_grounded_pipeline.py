@@ -258,3 +258,19 @@ def test_every_section_of_a_report_on_the_users_data_draws_on_the_computation(
             given[title] = [e.source.id for e in done.value if e.source.kind == "analysis"]
     assert given["核心内容摘要"] == [f"analysis_{i}" for i in range(5)]  # the data section: all
     assert given["关键技术解析"] == ["analysis_4", "analysis_0"]  # third section: its turn
+
+
+def test_every_part_of_a_data_section_sees_the_computed_results() -> None:
+    """Case 009: dealt in file-name order, the analysis came last and the first parts
+    were written from raw sheet rows, citing nothing."""
+    from deepfolder.agent.parts import deal
+
+    def ev(src_id: str, kind: str, n: int) -> Evidence:
+        src = Source(id=src_id, path=src_id, kind=kind)
+        return Evidence(Segment.create(src.id, f"{src_id} {n}", Locator(rows=(n, n + 9))), src)
+
+    rows = [ev("Stress.csv", "sheet", 10 * i) for i in range(6)]
+    result = ev("analysis_1.md", "analysis", 0)
+    groups = deal([*rows, result], 2)
+    assert len(groups) == 2 and all(g[0] == result for g in groups)
+    assert sorted(e.id for g in groups for e in g[1:]) == sorted(e.id for e in rows)

@@ -18,6 +18,7 @@ PART_SIZE = {"字": 250, "words": 180}
 """About what one writing call of the embedded model yields, after cleaning."""
 MAX_PARTS = 3
 MIN_PASSAGES = 2
+COMPUTED_KINDS = {"analysis", "figure"}
 """A part is written from at least this many passages (one passage makes a paraphrase)."""
 
 
@@ -40,15 +41,21 @@ def reading_order(ev: Evidence) -> tuple[str, float, int]:
 def deal(evidence: list[Evidence], parts: int) -> list[list[Evidence]]:
     """``evidence`` dealt into at most ``parts`` groups for the writing calls.
 
-    The user's files in reading order, cut into consecutive runs (the first page's
-    title and abstract open the first part); web pages one to each group in turn.
+    Computed results of the user's data open every group (they are what a data
+    section is written from; raw sheet rows make no prose). The user's files follow in
+    reading order, cut into consecutive runs (the first page's title and abstract open
+    the first part); web pages one to each group in turn.
     Fewer groups come back when there are too few passages for each to have
     :data:`MIN_PASSAGES`.
     """
     parts = max(1, min(parts, len(evidence) // MIN_PASSAGES or 1))
-    user = sorted((e for e in evidence if e.source.is_user_material), key=reading_order)
+    computed = [e for e in evidence if e.source.kind in COMPUTED_KINDS]
+    user = sorted(
+        (e for e in evidence if e.source.is_user_material and e not in computed),
+        key=reading_order,
+    )
     web = [e for e in evidence if not e.source.is_user_material]
-    groups: list[list[Evidence]] = [[] for _ in range(parts)]
+    groups: list[list[Evidence]] = [list(computed) for _ in range(parts)]
     size, extra = divmod(len(user), parts)
     start = 0
     for i in range(parts):
