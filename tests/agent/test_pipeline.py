@@ -228,3 +228,18 @@ def test_an_echoed_origin_label_becomes_the_title() -> None:
     assert clean_section_text(english, plan) == (
         "“Why DPO works” shows the loss and the two models it needs in practice."
     )
+
+
+def test_a_computed_result_is_shown_whole_and_line_by_line() -> None:
+    """Case 009: cut at 360 characters, the analysis the sections were to be written
+    from was a header of descriptive statistics without the correlations."""
+    from deepfolder.agent.pipeline import _excerpt
+    from deepfolder.records import Evidence, Locator, Segment, Source
+
+    table = "\n".join(f"因素{i}    与压力的相关系数    0.{i:02d}" for i in range(40))
+    src = Source(id="analysis_1.md", path="analysis/analysis_1.md", kind="analysis")
+    shown = _excerpt(Evidence(Segment.create(src.id, table, Locator(chunk=1)), src))
+    assert "因素25 与压力的相关系数 0.25" in shown.splitlines()
+    page = Source(id="a.pdf", path="a.pdf", kind="pdf")
+    plain = _excerpt(Evidence(Segment.create(page.id, table, Locator(page=1)), page))
+    assert "\n" not in plain and len(plain) <= 361

@@ -28,7 +28,7 @@ from typing import Any
 from deepfolder.agent import grounding
 from deepfolder.agent.attach import attach_citations, cite_user_material
 from deepfolder.agent.loop import call_model
-from deepfolder.agent.parts import deal, part_count
+from deepfolder.agent.parts import COMPUTED_KINDS, deal, part_count
 from deepfolder.agent.recording import tool_call_steps
 from deepfolder.agent.section_text import (
     clean_section_text,
@@ -299,8 +299,18 @@ def _unique(evidence: list[Evidence]) -> list[Evidence]:
     return list({e.id: e for e in evidence}.values())
 
 
-def _excerpt(ev: Evidence, chars: int) -> str:
+EXCERPT_CHARS = 360
+COMPUTED_CHARS = 1500
+"""A computed result (a table of statistics, correlations, group means) is shown whole
+and line by line: cut at 360 characters it was a header without the numbers."""
+
+
+def _excerpt(ev: Evidence, chars: int = EXCERPT_CHARS) -> str:
     """The passage as the model sees it, without template lines ("作者为xxx20xx")."""
+    if ev.source.kind in COMPUTED_KINDS:
+        lines = [" ".join(line.split()) for line in ev.segment.text.splitlines()]
+        text = "\n".join(line for line in lines if line)
+        return text if len(text) <= COMPUTED_CHARS else text[:COMPUTED_CHARS] + "…"
     text = " ".join(ev.segment.text.split())
     text = without_instructions(without_template_sentences(text))
     return text if len(text) <= chars else text[:chars] + "…"
@@ -322,7 +332,7 @@ def write_prompt(
         subject=_subject_line(state),
         heading=BASIC_FOCUS[state.zh] if stated else plan.heading,
         budget=budget,
-        excerpts=[(_origin(ev, state.zh), _excerpt(ev, 360)) for ev in evidence],
+        excerpts=[(_origin(ev, state.zh), _excerpt(ev)) for ev in evidence],
         no_bullets=state.constraints.no_bullets,
         notes=notes,
         zh=state.zh,
