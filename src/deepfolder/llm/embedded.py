@@ -148,10 +148,11 @@ def import_llama_cpp() -> Any:
 
     if not getattr(import_llama_cpp, "_hooked", False):
         utils = sys.modules.get("llama_cpp._utils")  # imported by llama_cpp itself
-        for name in ("outnull_file", "errnull_file"):
-            if hasattr(utils, name):
-                atexit.register(getattr(utils, name).close)
-        import_llama_cpp._hooked = True  # type: ignore[attr-defined]
+        files = [getattr(utils, n) for n in ("outnull_file", "errnull_file") if hasattr(utils, n)]
+        for file in files:
+            atexit.register(file.close)
+        # (a stand-in module without them, as in tests, leaves the real import to hook)
+        import_llama_cpp._hooked = bool(files)  # type: ignore[attr-defined]
     return llama_cpp
 
 
