@@ -206,11 +206,7 @@ def test_a_long_section_is_written_in_parts_each_from_its_own_pages(tmp_path: Pa
     ctx = _context(tmp_path, with_video=True, more_pages=24)
     request = REQUEST.replace("600至900字", "2000至3000字")
     prompts: dict[str, str] = {}
-
-    def writer(messages, tools):  # type: ignore[no-untyped-def]
-        return _writer(messages, tools)
-
-    state = run_state(ctx, request, FunctionModel(writer, is_local=True))
+    state = run_state(ctx, request, FunctionModel(_writer, is_local=True))
     state.brief = build_brief(ctx.index)
     steps = list(run_pipeline(state))
     calls = [s for s in steps if isinstance(s, ModelCallStep)]

@@ -278,10 +278,11 @@ def gather_evidence(
         background = yield from _search(state, [base, *queries, f"{topic} {plan.title}"], k)
         # user files outside the section's scope stay out (the video has its own section)
         scoped = {f.source.id for f in scope}
+        given = {u.id for u in user}
         background = [
             e
             for e in background
-            if e.id not in {u.id for u in user}
+            if e.id not in given
             and not (scope and e.source.is_user_material and e.source.id not in scoped)
         ]
         if state.primary and scope and not outside:
@@ -390,7 +391,7 @@ def write_section(
         draft.text = grounding.no_evidence_text(plan.title, state.brief, state.language)
         yield NoteStep(turn=state.turn, message=f"no evidence for {plan.heading}", level="warning")
         return draft
-    text = yield from _write_parts(state, plan, evidence, notes)
+    text = yield from _write_parts(state, plan, evidence, parts, notes)
     text = without_dangling_announcement(text)
     if count_length(text, state.unit) > 1.2 * plan.budget:
         text = trim_to(text, int(1.1 * plan.budget), state.unit)
@@ -450,32 +451,38 @@ def _write_parts(
     state: RunState,
     plan: SectionPlan,
     evidence: list[Evidence],
+    parts: int,
     notes: list[str] | None,
 ) -> Generator[Step, None, str]:
     """The section's text, one writing call per group of its passages (``agent.parts``);
     each call sees its own passages and none of the others' text, and what repeats the
     report so far is dropped after each. A section still short after its parts gets
     one more call from the passages it does not cite yet."""
-    groups = deal(evidence, part_count(plan.budget, state.unit))
+    groups = deal(evidence, parts)
     share = max(60, plan.budget // len(groups))
     text = ""
     for k, group in enumerate(groups):
         part_notes = [*(notes or []), *([part_note(state.zh)] if k else [])]
         new = yield from _write_one(state, plan, group, share, part_notes, k, len(groups))
-        text = f"{text}\n\n{new_lines(new, text)}".strip() if text else new
-        text, repeats = _without_repeats(state, text)
-        if repeats:
-            yield NoteStep(turn=state.turn, message=f"removed {repeats} repeated sentence(s)")
+        text = yield from _appended(state, text, new)
     short = plan.budget - count_length(text, state.unit)
     cited = set(re.findall(r"E[0-9a-f]{8}", attach_citations(text, evidence)))
     unused = [e for e in evidence if e.id not in cited]
     if short > 0.25 * plan.budget and len(unused) >= 2:
         notes_more = [*(notes or []), part_note(state.zh)]
         new = yield from _write_one(state, plan, unused, short, notes_more, len(groups), 0)
-        text, repeats = _without_repeats(state, f"{text}\n\n{new_lines(new, text)}".strip())
-        if repeats:
-            yield NoteStep(turn=state.turn, message=f"removed {repeats} repeated sentence(s)")
+        text = yield from _appended(state, text, new)
     return text
+
+
+def _appended(state: RunState, text: str, new: str) -> Generator[Step, None, str]:
+    """``text`` with the lines of ``new`` it does not hold yet, less what repeats the
+    report so far."""
+    joined = f"{text}\n\n{new_lines(new, text)}".strip() if text else new
+    kept, repeats = _without_repeats(state, joined)
+    if repeats:
+        yield NoteStep(turn=state.turn, message=f"removed {repeats} repeated sentence(s)")
+    return kept
 
 
 def _write_one(

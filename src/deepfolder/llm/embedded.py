@@ -146,14 +146,19 @@ def import_llama_cpp() -> Any:
     silence the library) are closed at exit instead of warning as unclosed."""
     import llama_cpp
 
-    if not getattr(import_llama_cpp, "_hooked", False):
+    global _devnull_closed_at_exit
+    if not _devnull_closed_at_exit:
         utils = sys.modules.get("llama_cpp._utils")  # imported by llama_cpp itself
         files = [getattr(utils, n) for n in ("outnull_file", "errnull_file") if hasattr(utils, n)]
         for file in files:
             atexit.register(file.close)
         # (a stand-in module without them, as in tests, leaves the real import to hook)
-        import_llama_cpp._hooked = bool(files)  # type: ignore[attr-defined]
+        _devnull_closed_at_exit = bool(files)
     return llama_cpp
+
+
+_devnull_closed_at_exit = False
+"""Whether llama_cpp's /dev/null files are registered to be closed at exit."""
 
 
 def close_loaded() -> None:

@@ -60,7 +60,7 @@ class ReportSentence:
         # 实验中，DPO的表现优于PPO") is compared like a Chinese or an English one
         cjk = len(CJK_CHAR.findall(self.text))
         words = len(LATIN_WORD.findall(self.text))
-        return cjk >= MIN_CJK or words >= MIN_WORDS or cjk + 2 * words >= MIN_CJK
+        return words >= MIN_WORDS or cjk + 2 * words >= MIN_CJK
 
 
 def report_sentences(markdown: str, skip_lines: set[int] | None = None) -> list[ReportSentence]:
