@@ -270,3 +270,34 @@ def test_every_part_of_a_data_section_sees_the_computed_results() -> None:
     groups = deal([*rows, result], 2)
     assert len(groups) == 2 and all(g[0] == result for g in groups)
     assert sorted(e.id for g in groups for e in g[1:]) == sorted(e.id for e in rows)
+
+
+def test_a_section_written_from_web_pages_only_is_opened_from_the_users_files(
+    tmp_path: Path,
+) -> None:
+    """Case 002: "典型案例分析" was written from one web page although the user's deck
+    and PDF held cases; the request builds on the user's files, so one part written from
+    their passages alone now opens such a section."""
+
+    def web_lover(messages, tools):  # type: ignore[no-untyped-def]
+        prompt = messages[-1]["content"]
+        if "JSON" in prompt:
+            return json.dumps({"queries": ["论文"]}, ensure_ascii=False)
+        web = re.findall(r"\[\d+\] （网页[^）]*）(.+)", prompt)
+        own = re.findall(r"\[\d+\] （用户文件[^）]*）(.+)", prompt)
+        return "".join(e.strip() + "。" for e in (web or own)[:2])
+
+    ctx = _context(tmp_path, with_video=False)
+    request = REQUEST.replace("及相关视频", "，并结合公开可查的网页资料")
+    state = run_state(ctx, request, FunctionModel(web_lover, is_local=True))
+    state.brief = build_brief(ctx.index)
+    assert state.primary
+    steps = list(run_pipeline(state))
+    notes = [s.message for s in steps if isinstance(s, NoteStep)]
+    assert any("opened from the user's files" in m for m in notes), notes
+    user_ids = {
+        Segment.create("DPO.pdf", t, Locator(page=p, chunk=1), seq=p).id
+        for p, t in PAPER_PAGES.items()
+    }
+    for title, body in _sections(steps[-1].text).items():
+        assert set(re.findall(r"E[0-9a-f]{8}", body)) & user_ids, f"{title}: {body}"

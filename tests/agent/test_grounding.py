@@ -180,3 +180,43 @@ def test_web_pages_support_a_section_on_the_paper_only_when_they_name_it() -> No
     assert [e.source.id for e in kept] == ["w1", "w3"]
     sheet = _file("sheet", "stress.csv", "stress.csv")
     assert on_subject(pages, [sheet]) == pages  # a sheet names no subject: nothing filtered
+
+
+def test_a_deck_is_searched_with_the_slide_titles_of_the_section() -> None:
+    """Case 002: every section searched with the deck's first slide titles ("目录",
+    "原则概述") and found the contents slide; the slide titles that share words with
+    the section's title are the ones it needs."""
+    from deepfolder.agent.grounding import related_terms
+
+    slides = [
+        "避风港原则：网络版权责任的平衡机制",
+        "目录",
+        "原则概述",
+        "典型案例分析",
+        "红旗标准应用",
+    ]
+    assert related_terms("直播带货行业的典型案例分析（2023–2025）", slides)[0] == "典型案例分析"
+    assert "目录" not in related_terms("引言", slides)
+    # nothing in common: the talk as a whole, from its first slides
+    assert related_terms("视频补充内容", ["Why DPO", "Results"]) == ["Why DPO", "Results"]
+
+
+def test_divider_slides_and_contents_pages_are_not_written_from() -> None:
+    from deepfolder.agent.grounding import is_heading_only, with_content
+
+    def ev(text: str, kind: str = "pptx") -> Evidence:
+        src = Source(id=f"f.{kind}", path=f"f.{kind}", kind=kind)
+        return Evidence(Segment.create(src.id, text, Locator(slide=1)), src)
+
+    divider = ev("司法实践 典型案例与责任认定标准")
+    contents = ev(
+        "目录 一、直播电商行业发展历程与现状 ……………… 1 （一） 直播电商发展历程 ……… 1", "pdf"
+    )
+    case = ev(
+        "斗鱼直播平台“彡彡九户外”账号的直播成员参与赌博，平台未受处罚，引发对平台监管义务的讨论。"
+    )
+    assert is_heading_only(divider) and is_heading_only(contents)
+    assert not is_heading_only(case)
+    assert not is_heading_only(ev("r = 0.61", "analysis"))
+    assert with_content([divider, case, contents]) == [case]
+    assert with_content([divider]) == [divider]  # nothing better: kept

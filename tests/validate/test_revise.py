@@ -384,3 +384,20 @@ def test_unsupported_and_uncited_claims_are_named_and_can_be_cut(evidence, by_id
         "rewrite_section", "x", 1, "（1）引言", check="support", quote="不在这里的句子。"
     )
     assert remove_claims(intro.body, [missing]) is None
+
+
+def test_a_short_report_never_pads_its_title_section(evidence, by_id, seen) -> None:
+    """Case 008: "（1）报告标题" holds the report's title; asked to lengthen the report,
+    the revisor was told to expand it too."""
+    request = "写一份报告，包含以下部分：（1）报告标题；（2）核心数据摘要；（3）简要提示。字数在800-1000字。"
+    constraints = parse_request(request)
+    cite = evidence["pdf5"].id
+    text = (
+        "# 新冠疫情监测报告\n\n## （1）报告标题\n\n**新冠疫情监测报告**\n\n"
+        f"## （2）核心数据摘要\n\n累计确诊病例持续增长[{cite}]。\n\n"
+        f"## （3）简要提示\n\n应持续关注重点人群[{cite}]。\n"
+    )
+    report = validate_report(text, constraints, resolve=by_id.get, seen_ids=seen)
+    instructions = revision_instructions(report, text, constraints)
+    expand = {i.section_title for i in instructions if "expand this section" in i.message}
+    assert expand == {"（2）核心数据摘要", "（3）简要提示"}

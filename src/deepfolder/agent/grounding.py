@@ -179,10 +179,66 @@ def section_queries(title: str, files: list[FileBrief], request_language: str) -
         if not other_language:
             queries.append(f"{short} {title}".strip())
         if f.kind in {"video", "audio", "pptx"}:
-            queries += f.terms[:3]
+            queries += related_terms(title, f.terms)
         elif head:
             queries.append(head)
     return list(dict.fromkeys(q for q in queries if q.strip()))[:6]
+
+
+GENERIC_TERMS = re.compile(
+    r"^\s*(目录|目 录|contents|table of contents|agenda|outline|谢谢(观看|聆听)?|"
+    r"thank you|thanks|q\s*&\s*a|questions)\b",
+    re.IGNORECASE,
+)
+"""Slide titles that name no content: the table of contents, the closing slide."""
+
+
+def _bigrams(text: str) -> set[str]:
+    low = re.sub(r"[\s\W_]+", "", text.lower())
+    return {low[i : i + 2] for i in range(len(low) - 1)}
+
+
+def related_terms(title: str, terms: list[str], n: int = 3) -> list[str]:
+    """The slide titles of a deck or talk that a section is about: those sharing words
+    with the section's title ("典型案例分析" for "直播带货行业的典型案例分析"), best first;
+    the first ones when none does (a "视频补充内容" section is about the whole talk).
+    The table of contents and the closing slide are never queries: every section would
+    find them."""
+    useful = [t for t in terms if not GENERIC_TERMS.match(t)]
+    wanted = _bigrams(title)
+    scored = sorted(
+        ((len(_bigrams(t) & wanted), i, t) for i, t in enumerate(useful)),
+        key=lambda x: (-x[0], x[1]),
+    )
+    related = [t for score, _, t in scored if score > 0][:n]
+    return related or useful[:n]
+
+
+HEADING_ONLY_CHARS = 40
+"""A passage with less text than this (non-space characters; 8 words of English) is a
+heading, a divider slide or a table-of-contents line: a section written from it says
+nothing of its own."""
+
+
+def is_heading_only(ev: Evidence) -> bool:
+    """A divider slide ("司法实践 典型案例与责任认定标准"), a contents page or a bare title:
+    nothing to write from. Computed results and the brief's facts are never this."""
+    if ev.source.kind in {"analysis", "figure"}:
+        return False
+    text = ev.segment.text
+    if re.search(r"(目\s*录|contents)", text[:40], re.IGNORECASE) and (
+        re.search(r"[.…·]{4,}", text) or len(text) < 200
+    ):
+        return True
+    if re.search(r"[\u4e00-\u9fff]", text):
+        return len(re.sub(r"\s", "", text)) < HEADING_ONLY_CHARS
+    return len(text.split()) < 8
+
+
+def with_content(evidence: list[Evidence]) -> list[Evidence]:
+    """``evidence`` less its heading-only passages, unless that leaves nothing."""
+    kept = [e for e in evidence if not is_heading_only(e)]
+    return kept or evidence
 
 
 INTENT_FACTS = {

@@ -40,7 +40,6 @@ from deepfolder.agent.state import Conversation, RunState, SectionDraft, Section
 from deepfolder.llm.base import ChatResponse, ToolCallRequest
 from deepfolder.prompts.writing import (
     BASIC_FOCUS,
-    continue_note,
     files_line,
     origin_label,
     part_note,
@@ -266,7 +265,9 @@ def gather_evidence(
     if scope:
         own = grounding.section_queries(plan.title, scope, state.language)
         user = yield from _search(state, [*own, *queries], k, [f.source.id for f in scope])
-        user = [e for e in user if e.source.is_user_material]
+        # divider slides and contents pages say nothing of their own (the brief's
+        # facts, short as a venue line is, stay)
+        user = grounding.with_content([e for e in user if e.source.is_user_material])
         facts = grounding.intent_facts(plan.title, scope)
         state.ctx.remember(facts)
         user = _unique([*facts, *user])
@@ -408,21 +409,24 @@ def expand_section(
     state: RunState, plan: SectionPlan, text: str, more: int, notes: list[str] | None = None
 ) -> Generator[Step, None, str]:
     """A section that is too short keeps what it says and gets about ``more`` units
-    more, written from passages it does not cite yet (a rewrite from scratch comes out
-    as short as the first draft)."""
+    more: one more part written from passages it does not cite yet, shown none of its
+    text (shown the section to continue, the small model copies it, and what repeats is
+    removed: the section stayed as short as it was)."""
     if plan.kind != "body":  # a title or reference section is not padded
         return text
     evidence = yield from section_evidence(state, plan, extra=2)
     if not evidence:
         return text
     cited = set(re.findall(r"E[0-9a-f]{8}", text))
+    unused = [e for e in evidence if e.id not in cited] or evidence
+    notes_more = [*(notes or []), part_note(state.zh)]
+    new = yield from _write_one(state, plan, unused, max(60, more), notes_more, 1, 0)
     bare = remove_citations(text).strip()
-    target = count_length(bare, state.unit) + more
-    longer = yield from _write_more(state, plan, evidence, bare, target, notes, avoid=cited)
-    added = longer[len(bare) :].strip() if longer.startswith(bare) else ""
+    added = yield from _appended(state, bare, new, skip=plan.title)
+    added = added[len(bare) :].strip() if added.startswith(bare) else ""
     if not added:
         return text
-    return f"{text.rstrip()}\n\n{_cite(state, added, evidence)}"
+    return f"{text.rstrip()}\n\n{_cite(state, added, unused)}"
 
 
 def section_evidence(
@@ -472,14 +476,32 @@ def _write_parts(
         notes_more = [*(notes or []), part_note(state.zh)]
         new = yield from _write_one(state, plan, unused, short, notes_more, len(groups), 0)
         text = yield from _appended(state, text, new)
+    own = [e for e in evidence if e.source.is_user_material]
+    if state.primary and own and not _cites(state, text, own):
+        # The request builds on the user's files and this section drew on web pages
+        # only: one part from the user's passages alone opens it (a trim cuts the end).
+        new = yield from _write_one(state, plan, own, max(60, share), notes or [], 0, 0)
+        grounded = yield from _appended(state, new, text)
+        if _cites(state, grounded, own):
+            yield NoteStep(turn=state.turn, message=f"{plan.heading}: opened from the user's files")
+            text = grounded
     return text
 
 
-def _appended(state: RunState, text: str, new: str) -> Generator[Step, None, str]:
+def _cites(state: RunState, text: str, evidence: list[Evidence]) -> bool:
+    """Whether ``text`` would cite any of ``evidence`` once citations are attached."""
+    ids = set(re.findall(r"E[0-9a-f]{8}", _cite(state, text, evidence)))
+    return any(e.id in ids for e in evidence)
+
+
+def _appended(
+    state: RunState, text: str, new: str, skip: str | None = None
+) -> Generator[Step, None, str]:
     """``text`` with the lines of ``new`` it does not hold yet, less what repeats the
-    report so far."""
+    report so far (``skip``: the title of the section being rewritten, whose old draft
+    is no "report so far")."""
     joined = f"{text}\n\n{new_lines(new, text)}".strip() if text else new
-    kept, repeats = _without_repeats(state, joined)
+    kept, repeats = _without_repeats(state, joined, skip)
     if repeats:
         yield NoteStep(turn=state.turn, message=f"removed {repeats} repeated sentence(s)")
     return kept
@@ -513,45 +535,10 @@ def _write_one(
 PASSAGES_PER_PART = 4
 
 
-def _write_more(
-    state: RunState,
-    plan: SectionPlan,
-    evidence: list[Evidence],
-    text: str,
-    budget: int,
-    notes: list[str] | None,
-    avoid: set[str] | None = None,
-) -> Generator[Step, None, str]:
-    """One writing call: the section's first text, or (``text`` given) one more
-    paragraph from the passages ``text`` does not cite yet, appended."""
-    cited = set(avoid or ()) | set(re.findall(r"E[0-9a-f]{8}", attach_citations(text, evidence)))
-    shown = [e for e in evidence if e.id not in cited] or evidence
-    remaining = budget - count_length(text, state.unit)
-    section_notes = grounding.section_notes(plan.title, state.brief, state.language)
-    prompt = write_prompt(state, plan, shown, max(60, remaining), [*section_notes, *(notes or [])])
-    if text:
-        prompt += continue_note(text, state.zh)
-    tokens = min(state.max_tokens, int(budget * (1.2 if state.zh else 2.0)) + 200)
-    response, step = ask(
-        state,
-        prompt,
-        max_tokens=tokens,
-        purpose=f"write {plan.heading}" + (" (continued)" if text else ""),
-    )
-    yield step
-    new = clean_section_text(response.content or "", plan)
-    if state.zh:
-        new = yield from in_chinese(state, new)
-    if not text:
-        return new
-    new = new_lines(new, text)
-    return f"{text}\n\n{new}" if new else text
-
-
-def _without_repeats(state: RunState, text: str) -> tuple[str, int]:
+def _without_repeats(state: RunState, text: str, skip: str | None = None) -> tuple[str, int]:
     """``text`` less the sentences that repeat earlier sections or itself, and how many
     were removed."""
-    prior = "\n\n".join(d.text for d in state.drafts if d.text)
+    prior = "\n\n".join(d.text for d in state.drafts if d.text and d.plan.title != skip)
     joined = f"{prior}\n\n{text}" if prior else text
     kept, removed = remove_repeated_sentences(joined)
     if not removed or (prior and not kept.startswith(prior)):

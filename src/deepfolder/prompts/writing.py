@@ -174,14 +174,6 @@ def part_note(zh: bool) -> str:
     )
 
 
-def continue_note(text: str, zh: bool) -> str:
-    """Appended to a section prompt: the section so far, to be continued, not repeated
-    (``section_text.PROMPT_ECHO_END`` cuts an echo of it from the reply)."""
-    if zh:
-        return f"\n\n本节已经写好的部分如下，请接着写一段新的内容，不要重复：\n{text}"
-    return f"\n\nThe section so far is below; write one more paragraph that does not repeat it:\n{text}"
-
-
 def translate_prompt(source: str) -> str:
     """Asks for a Chinese section's English paragraphs in Chinese."""
     return (

@@ -109,6 +109,14 @@ def _content_sections(sections: list[Section], ref_lines: set[int]) -> list[Sect
     return out
 
 
+SECTION_LABEL = re.compile(r"^\s*[（(]?[0-9一二三四五六七八九十]+[)）.、．]?\s*")
+
+
+def _is_title_section(title: str) -> bool:
+    """A section headed "（1）报告标题": where the report's title is stated."""
+    return RequiredSection("", SECTION_LABEL.sub("", title), 0).is_title
+
+
 def revision_instructions(
     report: ValidationReport, report_text: str, constraints: RequestConstraints
 ) -> list[RevisionInstruction]:
@@ -177,7 +185,9 @@ def revision_instructions(
         per_section = rule.target // max(1, len(content) + missing_count)
         delta = rule.target - measured
         if delta > 0:
-            short = [s for s in content if sizes[s.index] < per_section] or content
+            # the report-title section ("（1）报告标题") holds the title, not prose to pad
+            prose = [s for s in content if not _is_title_section(s.title)] or content
+            short = [s for s in prose if sizes[s.index] < per_section] or prose
             share = max(20, delta // max(1, len(short) + missing_count))
             for s in short:
                 for_section(s, say.expand_section(measured, unit, rule.describe(), share), share)
