@@ -353,3 +353,36 @@ def test_case_009_survey_table_keeps_its_branch(analyse: Analyse) -> None:
     assert "描述统计" in text and "相关系数" in text and "分组均值" in text
     assert "长表时间序列" not in text
     assert len(figures(out)) == 2
+
+
+def test_correlations_are_sentences_that_name_both_columns(
+    tmp_path: Path, analyse: Analyse
+) -> None:
+    """Case 009: the correlation matrix, its headers cut to ten characters, was misread
+    by the small model and cut off by the evidence limit; each correlation with the last
+    column (the outcome, e.g. a stress rating) is now a sentence naming both columns,
+    checked here against pandas."""
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    rng = np.random.default_rng(3)
+    sleep = rng.integers(1, 6, 120)
+    load = rng.integers(1, 6, 120)
+    stress = np.clip(6 - sleep + rng.integers(-1, 2, 120), 1, 5)
+    df = pd.DataFrame(
+        {"Kindly Rate your Sleep Quality": sleep, "How would you rate your study load?": load}
+    )
+    df["How would you rate your stress levels?"] = stress
+    df.to_csv(folder / "stress.csv", index=False)
+    text = analysis_text(analyse(folder, "stress.csv", "zh"))
+    r = df.corr().round(2).loc["Kindly Rate your Sleep Quality", df.columns[-1]]
+    assert r < -0.5
+    line = (
+        f"Kindly Rate your Sleep Quality 与 How would you rate your stress levels? "
+        f"的相关系数 r = {r:+.2f}（强负相关）"
+    )
+    assert line in text, text
+    english = analysis_text(analyse(folder, "stress.csv", "en"))
+    assert (
+        f"Kindly Rate your Sleep Quality and How would you rate your stress levels?: r = {r:+.2f} (strong negative)"
+        in english
+    )

@@ -113,11 +113,28 @@ elif _tcol is not None and _long_series(_df, _tcol, _tdates, _stem, {zh!r}):
 else:
     _num = _df.select_dtypes("number")
     print("{t["summary"]}:")
-    print(_num.describe().T.round(2).rename(index=lambda c: c[:40]).to_string())
+    _d = _num.describe().T[["mean", "std", "min", "50%", "max"]].round(2)
+    print(_d.rename(index=lambda c: c[:40]).to_string())
     if _num.shape[1] >= 2:
         _c = _num.corr().round(2)
+        # Each correlation as a sentence naming both columns: a matrix with its headers
+        # cut to ten characters was misread (and cut off) by the small model.
         print("{t["corr"]}:")
-        print(_c.rename(index=lambda c: c[:24], columns=lambda c: c[:10]).to_string())
+        _target = _num.columns[-1]
+        _pairs = [(_c.loc[_a, _b], _a, _b) for _i, _a in enumerate(_c.columns) for _b in _c.columns[_i + 1:]]
+        _pairs = sorted((p for p in _pairs if p[0] == p[0]), key=lambda p: -abs(p[0]))
+        _with_target = [p for p in _pairs if _target in p[1:]][:6]
+        _others = [p for p in _pairs if _target not in p[1:]][:2]
+        for _r, _a, _b in _with_target + _others:
+            _x = _b if _a == _target else _a
+            _y = _target if _target in (_a, _b) else _b
+            _k = 0 if abs(_r) >= 0.5 else 1 if abs(_r) >= 0.3 else 2 if abs(_r) >= 0.1 else 3
+            if {zh!r}:
+                _w = "几乎不相关" if _k == 3 else ("强", "中等", "弱")[_k] + ("正相关" if _r > 0 else "负相关")
+                print(f"{{_x}} 与 {{_y}} 的相关系数 r = {{_r:+.2f}}（{{_w}}）")
+            else:
+                _w = "almost none" if _k == 3 else ("strong", "moderate", "weak")[_k] + (" positive" if _r > 0 else " negative")
+                print(f"{{_x}} and {{_y}}: r = {{_r:+.2f}} ({{_w}})")
         _fig, _ax = plt.subplots(figsize=(6, 5))
         _im = _ax.imshow(_c.values, cmap="coolwarm", vmin=-1, vmax=1)
         _ax.set_xticks(range(len(_c)), [str(x)[:14] for x in _c.columns], rotation=45, ha="right")
@@ -130,6 +147,7 @@ else:
     if _cats and _num.shape[1] >= 2:
         _key = _cats[-1]
         _g = _df.groupby(_key)[[c for c in _num.columns if c != _key][:5]].mean().round(2)
+        _g.index.name = None  # named in the line above
         print(f"{t["means"]} ({{_key}}):")
         print(_g.rename(columns=lambda c: c[:16]).to_string())
     if _num.shape[1] >= 1:
