@@ -215,7 +215,13 @@ def test_divider_slides_and_contents_pages_are_not_written_from() -> None:
     case = ev(
         "斗鱼直播平台“彡彡九户外”账号的直播成员参与赌博，平台未受处罚，引发对平台监管义务的讨论。"
     )
+    more_contents = ev(
+        "1.催生 30 多个新职业 ………… 11 2.助力乡村振兴 ………… 11 五、高质量发展方向与建议 ………… 13 "
+        "（一）人工智能加速直播电商行业发展 ………… 13",
+        "pdf",
+    )
     assert is_heading_only(divider) and is_heading_only(contents)
+    assert is_heading_only(more_contents)
     assert not is_heading_only(case)
     assert not is_heading_only(ev("r = 0.61", "analysis"))
     assert with_content([divider, case, contents]) == [case]

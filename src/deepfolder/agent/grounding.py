@@ -230,6 +230,8 @@ def is_heading_only(ev: Evidence) -> bool:
         re.search(r"[.…·]{4,}", text) or len(text) < 200
     ):
         return True
+    if len(re.findall(r"[.…·]{4,}\s*\d+", text)) >= 3:  # a contents page without its heading
+        return True
     if re.search(r"[\u4e00-\u9fff]", text):
         return len(re.sub(r"\s", "", text)) < HEADING_ONLY_CHARS
     return len(text.split()) < 8

@@ -396,6 +396,9 @@ def write_section(
     text = without_dangling_announcement(text)
     if count_length(text, state.unit) > 1.2 * plan.budget:
         text = trim_to(text, int(1.1 * plan.budget), state.unit)
+    text = yield from _opened_from_own_files(state, plan, evidence, text, notes or [])
+    if count_length(text, state.unit) > 1.2 * plan.budget:  # the end goes: web pages
+        text = trim_to(text, int(1.1 * plan.budget), state.unit)
     if state.brief is not None:
         text, identity = grounding.state_identity(plan.title, text, state.brief, state.language)
         state.ctx.remember(identity)
@@ -476,16 +479,26 @@ def _write_parts(
         notes_more = [*(notes or []), part_note(state.zh)]
         new = yield from _write_one(state, plan, unused, short, notes_more, len(groups), 0)
         text = yield from _appended(state, text, new)
-    own = [e for e in evidence if e.source.is_user_material]
-    if state.primary and own and not _cites(state, text, own):
-        # The request builds on the user's files and this section drew on web pages
-        # only: one part from the user's passages alone opens it (a trim cuts the end).
-        new = yield from _write_one(state, plan, own, max(60, share), notes or [], 0, 0)
-        grounded = yield from _appended(state, new, text)
-        if _cites(state, grounded, own):
-            yield NoteStep(turn=state.turn, message=f"{plan.heading}: opened from the user's files")
-            text = grounded
     return text
+
+
+def _opened_from_own_files(
+    state: RunState, plan: SectionPlan, evidence: list[Evidence], text: str, notes: list[str]
+) -> Generator[Step, None, str]:
+    """``text`` opened by a part written from the user's passages alone, when the
+    request builds on the user's files and the section (as trimmed) cites none of
+    them although it was given some: the small model often writes from the one web
+    page that reads best."""
+    own = [e for e in evidence if e.source.is_user_material]
+    if not (state.primary and own) or _cites(state, text, own):
+        return text
+    share = max(60, plan.budget // part_count(plan.budget, state.unit))
+    new = yield from _write_one(state, plan, own, share, notes, 0, 0)
+    grounded = yield from _appended(state, new, text)
+    if not _cites(state, grounded, own):
+        return text
+    yield NoteStep(turn=state.turn, message=f"{plan.heading}: opened from the user's files")
+    return grounded
 
 
 def _cites(state: RunState, text: str, evidence: list[Evidence]) -> bool:
