@@ -60,7 +60,8 @@ class Source:
     """The file's path relative to the folder (the collection file for articles)."""
     kind: str
     """pdf, docx, pptx, sheet, image, audio, video, text, markdown, html, json,
-    article, figure (made by the run), analysis (a computed result)."""
+    article, figure (made by the run), analysis (a computed result), mcp (a tool result
+    of an MCP server)."""
     title: str = ""
     url: str | None = None
     article: int | None = None
@@ -107,6 +108,8 @@ class Locator:
     """Heading path inside the document, e.g. ``"2 Method > 2.1 Data"``."""
     keyframe: str | None = None
     """Path (relative to the index cache) of the keyframe image for a video window."""
+    call: str | None = None
+    """A tool call on an MCP server, as ``tool({"arg": value})``: where its result came from."""
 
     def label(self, language: str = "en") -> str:
         """The part of a citation after the file name: ``p. 5``, ``01:12–01:40``…"""
@@ -130,6 +133,8 @@ class Locator:
             return f"第{self.chunk}段" if zh else f"chunk {self.chunk}"
         if self.section:
             return self.section
+        if self.call:
+            return self.call
         return ""
 
     def to_dict(self) -> dict[str, Any]:
