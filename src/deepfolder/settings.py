@@ -415,6 +415,8 @@ OTHER_ENV_VARS: dict[str, str] = {
     "suite sets it).",
     "DEEPFOLDER_TEST_DATA": "the test suite's shared material (default `../shared/data`).",
     "DEEPFOLDER_TEST_QDRANT_URL": "a Qdrant server the index tests also run against.",
+    "DEEPFOLDER_MCP_TOKEN": "the bearer token `deepfolder mcp --transport http` requires "
+    "when it listens on an address other than loopback.",
 }
 """``DEEPFOLDER_*`` variables that are not settings but are read elsewhere (llm/guard.py,
 llm/openai_compat.py, the ingest cache, the tests): never taken for a mistyped setting."""

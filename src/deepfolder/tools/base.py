@@ -68,6 +68,9 @@ class ToolOutput:
     is_error: bool = False
     files: list[str] = field(default_factory=list)
     """Files the tool created in the run directory (figures, tables)."""
+    data: dict[str, Any] | None = None
+    """The result as data for a program rather than a model (the MCP server's structured
+    content); None when ``text`` and ``evidence`` say it all."""
     quoted: bool = False
     """True when ``text`` already marks all folder text with :func:`quote_material` (or
     holds none); otherwise the whole observation is quoted for the tool."""
