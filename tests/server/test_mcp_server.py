@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.to_thread
 import httpx2
 import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
+from deepfolder.cli import main
 from deepfolder.llm.fake import ScriptedModel, tool_call
 from deepfolder.server.app import build_server, parse_source_uri, source_uri
 from deepfolder.server.folder import FolderService
@@ -243,3 +245,47 @@ def test_source_uris_round_trip() -> None:
     uri = source_uri("long_context_articles.json#3")
     assert uri == "deepfolder://source/long_context_articles.json%233"
     assert parse_source_uri(uri + "?chunk=2") == ("long_context_articles.json#3", {"chunk": "2"})
+
+
+def test_calls_wait_for_the_ingest_and_hear_its_progress(tmp_path: Path) -> None:
+    settings = load_settings(
+        overrides={"cache_dir": str(tmp_path / "cache"), "retrieval": {"dense": False}},
+        environ={},
+    )
+    service = FolderService(DEMO, settings)  # not started yet: the index is not ready
+    progress: list[str] = []
+
+    async def on_progress(done: float, total: float | None, message: str | None) -> None:
+        progress.append(message or "")
+
+    async def main() -> Any:
+        async with Client(build_server(service)) as client:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(anyio.to_thread.run_sync, _start_later, service)
+                return await client.call_tool(
+                    "list_sources", {}, progress_callback=on_progress
+                )
+
+    try:
+        result = anyio.run(main)
+    finally:
+        service.close()
+    assert not result.is_error and PDF in result.content[0].text
+    assert progress and progress[0].startswith("indexing demo: ")
+
+
+def _start_later(service: FolderService) -> None:
+    time.sleep(0.5)
+    service.start().join()
+
+
+def test_cli_refuses_what_it_cannot_serve(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("DEEPFOLDER_MCP_TOKEN", raising=False)
+    cache = ["--cache-dir", str(tmp_path / "cache"), "--no-dense"]
+    assert main(["mcp", str(tmp_path / "missing"), *cache]) == 2
+    assert "is not a folder" in " ".join(capsys.readouterr().err.split())
+    open_host = ["--transport", "http", "--host", "0.0.0.0"]
+    assert main(["mcp", str(DEMO), *open_host, *cache]) == 2
+    assert "set DEEPFOLDER_MCP_TOKEN" in " ".join(capsys.readouterr().err.split())
