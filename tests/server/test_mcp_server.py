@@ -259,12 +259,9 @@ def test_calls_wait_for_the_ingest_and_hear_its_progress(tmp_path: Path) -> None
         progress.append(message or "")
 
     async def main() -> Any:
-        async with Client(build_server(service)) as client:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(anyio.to_thread.run_sync, _start_later, service)
-                return await client.call_tool(
-                    "list_sources", {}, progress_callback=on_progress
-                )
+        async with Client(build_server(service)) as client, anyio.create_task_group() as tg:
+            tg.start_soon(anyio.to_thread.run_sync, _start_later, service)
+            return await client.call_tool("list_sources", {}, progress_callback=on_progress)
 
     try:
         result = anyio.run(main)
