@@ -76,6 +76,8 @@ def test_agent_cites_an_mcp_tool_result(tmp_path: Path) -> None:
     report = (out / "report.md").read_text(encoding="utf-8")
     eid = results["c1"]["evidence_ids"][0]
     assert f'[mcp:stats, library_stats({{"branch": "Central"}})](#{eid})' in report
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert f'href="#{eid}"' in html and "mcp:stats, library_stats(" in html
     evidence = {
         json.loads(line)["segment"]["id"]: json.loads(line)
         for line in (out / "evidence.jsonl").read_text(encoding="utf-8").splitlines()

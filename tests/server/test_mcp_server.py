@@ -97,14 +97,16 @@ async def exercise(client: Client) -> None:
     assert f"[{top['id']}] {PDF}, p. 2" in page.contents[0].text
 
 
-def test_stdio_session_on_the_demo(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["auto", "legacy"])  # legacy: the initialize handshake
+def test_stdio_session_on_the_demo(tmp_path: Path, mode: str) -> None:
     params = StdioServerParameters(
         command=sys.executable, args=server_args(tmp_path / "cache"), env=server_env()
     )
 
     async def main() -> None:
         with (tmp_path / "server.log").open("w", encoding="utf-8") as log:
-            async with Client(stdio_client(params, errlog=log), read_timeout_seconds=120) as c:
+            transport = stdio_client(params, errlog=log)
+            async with Client(transport, read_timeout_seconds=120, mode=mode) as c:
                 await exercise(c)
 
     anyio.run(main)

@@ -61,4 +61,10 @@ def test_result_evidence_is_located_by_server_tool_and_arguments() -> None:
     assert a.citation_label("zh") == 'mcp:stats, library_stats({"branch": "东区"})'
     other = result_evidence("stats", "library_stats", {"branch": "西区"}, "48213")
     assert other.id != a.id
-    assert call_label("t", {"q": "x" * 500}).endswith("…)")
+    # brackets would end a Markdown link's text: the citation shows parentheses, the
+    # locator keeps the exact arguments
+    listed = result_evidence("kb", "lookup", {"ids": [1, 2]}, "two records")
+    assert listed.segment.locator.call == 'lookup({"ids": [1, 2]})'
+    assert listed.citation_label() == 'mcp:kb, lookup({"ids": (1, 2)})'
+    assert len(result_evidence("kb", "q", {"q": "x" * 500}, "t").citation_label()) < 180
+    assert call_label("t", {"q": "x" * 5000}).endswith("…)")

@@ -218,7 +218,10 @@ def _progress_from_thread(ctx: Context) -> Progress:
     """A progress callback a worker thread may call: it hops to the event loop."""
 
     def report(progress: float, total: float | None, message: str) -> None:
-        anyio.from_thread.run(ctx.session.report_progress, progress, total, message)
+        try:
+            anyio.from_thread.run(ctx.session.report_progress, progress, total, message)
+        except Exception:  # a client gone away must not stop the call it started
+            traceback.print_exc(file=sys.stderr)
 
     return report
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,8 @@ from deepfolder.tools.base import Tool, ToolContext, ToolOutput
 
 EVIDENCE_TEXT_CHARS = 6000
 """Characters of one result kept as its evidence text (and shown to the model)."""
+CALL_CHARS = 2000
+"""Characters of a call's arguments kept in its locator."""
 
 
 class McpUnavailable(ImportError):
@@ -141,7 +144,9 @@ class McpToolServers:
         names = set(taken)
         for server in self.servers:
             for spec in server.tools:
-                name = spec.name if spec.name not in names else f"{server.config.name}_{spec.name}"
+                name = _function_name(spec.name)
+                if name in names:
+                    name = _function_name(f"{server.config.name}_{spec.name}")
                 names.add(name)
                 out.append(self._wrap(server, spec, name))
         return out
@@ -244,10 +249,11 @@ def result_text(result: Any) -> str:
 
 
 def call_label(tool: str, arguments: dict[str, Any]) -> str:
-    """``forecast({"city": "Paris"})``: the locator of a call's result."""
+    """``forecast({"city": "Paris"})``: the locator of a call's result (the arguments as
+    sorted JSON; only arguments past ``CALL_CHARS`` are cut)."""
     args = json.dumps(arguments, ensure_ascii=False, sort_keys=True, default=str)
-    if len(args) > 200:
-        args = args[:199] + "…"
+    if len(args) > CALL_CHARS:
+        args = args[: CALL_CHARS - 1] + "…"
     return f"{tool}({args})"
 
 
@@ -264,6 +270,11 @@ def result_evidence(server: str, tool: str, arguments: dict[str, Any], text: str
     )
     locator = Locator(call=call_label(tool, arguments))
     return Evidence(Segment.create(source.id, text, locator), source)
+
+
+def _function_name(name: str) -> str:
+    """A tool name as model APIs accept one: letters, digits, ``_`` and ``-``, 64 at most."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", name)[:64]
 
 
 def _reason(exc: BaseException) -> str:
