@@ -386,6 +386,12 @@ class _UserError(Exception):
     pass
 
 
+def _cmd_mcp(args: argparse.Namespace, console: Console) -> int:
+    from deepfolder.server.command import serve_mcp
+
+    return serve_mcp(args, _settings_from(args), console)
+
+
 COMMANDS = {
     "run": _cmd_run,
     "batch": _cmd_batch,
@@ -393,14 +399,8 @@ COMMANDS = {
     "search": _cmd_search,
     "check": _cmd_check,
     "eval": _cmd_eval,
-    "mcp": lambda args, console: _cmd_mcp(args, console),
+    "mcp": _cmd_mcp,
 }
-
-
-def _cmd_mcp(args: argparse.Namespace, console: Console) -> int:
-    from deepfolder.server.command import serve_mcp
-
-    return serve_mcp(args, _settings_from(args), console)
 
 
 def main(argv: list[str] | None = None) -> int:
