@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import get_args, get_origin
 
 from pydantic import BaseModel
 
@@ -20,12 +21,19 @@ def rows(model: type[BaseModel], prefix: str) -> list[str]:
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             out += rows(annotation, f"{prefix}{key}.")
             continue
+        if field.is_required():
+            desc = (field.description or "").replace("|", "\\|")
+            out.append(f"| `{prefix}{key}` | required | {desc} |")
+            continue
         default = field.get_default(call_default_factory=True)
         shown = (
             json.dumps(default, ensure_ascii=False) if not isinstance(default, BaseModel) else ""
         )
         desc = (field.description or "").replace("|", "\\|")
         out.append(f"| `{prefix}{key}` | `{shown}` | {desc} |")
+        item = get_args(annotation)[0] if get_origin(annotation) is list else None
+        if isinstance(item, type) and issubclass(item, BaseModel):  # each entry's fields
+            out += rows(item, f"{prefix}{key}[].")
     return out
 
 

@@ -171,6 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("path", type=Path, help="a run directory, or a report file with --request")
     check.add_argument("--request", help="the request (default: the run's request.txt)")
 
+    from deepfolder.server.command import add_mcp_parser
+
+    add_mcp_parser(sub)
+    _add_model_args(sub.choices["mcp"])
+    _add_settings_args(sub.choices["mcp"])
+
     ev = sub.add_parser("eval", help="built-in evaluations", description="Built-in evaluations.")
     ev_sub = ev.add_subparsers(dest="eval_command", metavar="WHAT")
     er = ev_sub.add_parser(
@@ -380,6 +386,12 @@ class _UserError(Exception):
     pass
 
 
+def _cmd_mcp(args: argparse.Namespace, console: Console) -> int:
+    from deepfolder.server.command import serve_mcp
+
+    return serve_mcp(args, _settings_from(args), console)
+
+
 COMMANDS = {
     "run": _cmd_run,
     "batch": _cmd_batch,
@@ -387,6 +399,7 @@ COMMANDS = {
     "search": _cmd_search,
     "check": _cmd_check,
     "eval": _cmd_eval,
+    "mcp": _cmd_mcp,
 }
 
 

@@ -60,7 +60,8 @@ class Source:
     """The file's path relative to the folder (the collection file for articles)."""
     kind: str
     """pdf, docx, pptx, sheet, image, audio, video, text, markdown, html, json,
-    article, figure (made by the run), analysis (a computed result)."""
+    article, figure (made by the run), analysis (a computed result), mcp (a tool result
+    of an MCP server)."""
     title: str = ""
     url: str | None = None
     article: int | None = None
@@ -107,6 +108,9 @@ class Locator:
     """Heading path inside the document, e.g. ``"2 Method > 2.1 Data"``."""
     keyframe: str | None = None
     """Path (relative to the index cache) of the keyframe image for a video window."""
+    call: str | None = None
+    """A tool call on an MCP server, as ``tool({"arg": value})`` (the arguments as sorted
+    JSON): where its result came from. Citations show it with :func:`readable_call`."""
 
     def label(self, language: str = "en") -> str:
         """The part of a citation after the file name: ``p. 5``, ``01:12–01:40``…"""
@@ -130,6 +134,8 @@ class Locator:
             return f"第{self.chunk}段" if zh else f"chunk {self.chunk}"
         if self.section:
             return self.section
+        if self.call:
+            return readable_call(self.call)
         return ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -141,6 +147,13 @@ class Locator:
         if values["rows"] is not None:
             values["rows"] = (int(values["rows"][0]), int(values["rows"][1]))
         return cls(**values)
+
+
+def readable_call(call: str, limit: int = 160) -> str:
+    """A tool call as a citation shows it: square brackets (which would end a Markdown
+    link's text) as parentheses, long arguments cut."""
+    text = call.replace("[", "(").replace("]", ")")
+    return text if len(text) <= limit else text[: limit - 2] + "…)"
 
 
 def make_evidence_id(source_id: str, locator: Locator, text: str) -> str:

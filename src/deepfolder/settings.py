@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 
 class ModelSettings(BaseModel):
@@ -272,6 +272,58 @@ class AnalysisSettings(BaseModel):
     )
 
 
+class McpServerSettings(BaseModel):
+    """One MCP tool server the agent may use: a command (stdio) or a URL (HTTP)."""
+
+    name: str = Field(
+        pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,31}$",
+        description="The server's name: in the trace, in its evidence's locators, and the "
+        "prefix of a tool whose name clashes with another's.",
+    )
+    command: str | None = Field(None, description="Stdio: the program that starts the server.")
+    args: list[str] = Field(default_factory=list, description="Stdio: the program's arguments.")
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        description="Stdio: environment variables for the server (no secrets: they are "
+        "written to settings.json; name them in pass_env instead).",
+    )
+    pass_env: list[str] = Field(
+        default_factory=list,
+        description="Stdio: names of deepfolder's environment variables handed to the server.",
+    )
+    cwd: str | None = Field(None, description="Stdio: the server's working directory.")
+    url: str | None = Field(None, description="HTTP: the server's streamable-HTTP endpoint.")
+    bearer_token_env: str | None = Field(
+        None, description="HTTP: environment variable holding a bearer token for the server."
+    )
+    tools: list[str] | None = Field(
+        None, description="Only these tools of the server (default: all it lists)."
+    )
+    timeout_s: float = Field(60.0, description="Seconds to wait for one tool call's result.")
+
+    model_config = {"extra": "forbid"}
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> McpServerSettings:
+        if (self.command is None) == (self.url is None):
+            raise ValueError(
+                f"MCP server {self.name!r}: give either 'command' (stdio) or 'url' (HTTP)"
+            )
+        return self
+
+
+class ToolsSettings(BaseModel):
+    mcp_servers: list[McpServerSettings] = Field(
+        default_factory=list,
+        description="MCP tool servers whose tools the agent is offered next to its own, e.g. "
+        '[{"name": "web", "command": "uvx", "args": ["mcp-server-fetch"]}] or '
+        '[{"name": "kb", "url": "http://127.0.0.1:8000/mcp", "tools": ["lookup"]}].',
+    )
+    mcp_connect_timeout_s: float = Field(
+        30.0, description="Seconds to wait for an MCP tool server to start and list its tools."
+    )
+
+
 class Settings(BaseModel):
     model: ModelSettings = Field(default_factory=ModelSettings)
     embedded: EmbeddedModelSettings = Field(default_factory=EmbeddedModelSettings)
@@ -280,6 +332,7 @@ class Settings(BaseModel):
     agent: AgentSettings = Field(default_factory=AgentSettings)
     validate_: ValidateSettings = Field(default_factory=ValidateSettings, alias="validate")
     analysis: AnalysisSettings = Field(default_factory=AnalysisSettings)
+    tools: ToolsSettings = Field(default_factory=ToolsSettings)
     cache_dir: str | None = Field(
         None,
         description="Index and model cache (default $DEEPFOLDER_CACHE or ~/.cache/deepfolder).",
@@ -295,7 +348,10 @@ class Settings(BaseModel):
         return self.model_dump(mode="json", by_alias=True)
 
     def settings_hash(self) -> str:
-        return _digest(self.to_json_dict())
+        data = self.to_json_dict()
+        if data["tools"] == ToolsSettings().model_dump(mode="json"):
+            del data["tools"]  # runs without MCP servers keep the hash they had before them
+        return _digest(data)
 
     def ingest_hash(self) -> str:
         """Identity of an index: everything that changes what ingest produces."""
@@ -359,6 +415,8 @@ OTHER_ENV_VARS: dict[str, str] = {
     "suite sets it).",
     "DEEPFOLDER_TEST_DATA": "the test suite's shared material (default `../shared/data`).",
     "DEEPFOLDER_TEST_QDRANT_URL": "a Qdrant server the index tests also run against.",
+    "DEEPFOLDER_MCP_TOKEN": "the bearer token `deepfolder mcp --transport http` requires "
+    "when it listens on an address other than loopback.",
 }
 """``DEEPFOLDER_*`` variables that are not settings but are read elsewhere (llm/guard.py,
 llm/openai_compat.py, the ingest cache, the tests): never taken for a mistyped setting."""

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from deepfolder.agent.brief import build_brief
 from deepfolder.agent.loop import run_agent
@@ -62,6 +63,7 @@ from deepfolder.validate.length import count_length
 
 if TYPE_CHECKING:
     from deepfolder.ingest.pipeline import Corpus
+    from deepfolder.tools.mcp_servers import McpToolServers
 
 
 # -- open: the run directory, before any work -------------------------------------------
@@ -135,6 +137,8 @@ def prepare(setup: RunSetup, vision: ChatModel | None) -> RunSession:
     for f in brief.unreadable:
         setup.console.print(f"[yellow]{f.source.display_name}: {f.problem}[/]")
     recorder = _recorder(setup, ctx)
+    if ctx.mcp is not None:  # from now on a server that dies mid-run is on record too
+        ctx.mcp.on_problem = lambda message: _mcp_problem(setup.console, recorder, message)
     summary = corpus.summary()
     if brief.files:  # the user's own files, from the files themselves, with citations
         ctx.remember(brief.evidence)
@@ -201,11 +205,35 @@ def _tool_context(
             wall_s=a.wall_s, cpu_s=a.cpu_s, memory_mb=a.memory_mb, output_chars=a.output_chars
         ),
     )
+    if setup.settings.tools.mcp_servers:
+        ctx.mcp = _mcp_servers(setup)
     if vision is None:
         vision = _vision_model(setup.settings)
     if vision is not None:
         ctx.vision = setup.resume.wrap(vision) if setup.resume else vision
     return ctx
+
+
+def _mcp_servers(setup: RunSetup) -> McpToolServers:
+    """Connect the MCP tool servers of the settings; one that fails to start is printed
+    (and recorded when the draft starts) and the run goes on without it."""
+    from deepfolder.tools.mcp_servers import McpUnavailable, connect_mcp_servers
+
+    t = setup.settings.tools
+    try:
+        return connect_mcp_servers(
+            t.mcp_servers,
+            timeout_s=t.mcp_connect_timeout_s,
+            log_dir=setup.run_dir / "mcp_servers",
+            on_problem=lambda message: setup.console.print(f"[yellow]{escape(message)}[/]"),
+        )
+    except McpUnavailable as exc:
+        raise RunSetupError(str(exc)) from exc
+
+
+def _mcp_problem(console: Console, recorder: RunRecorder, message: str) -> None:
+    console.print(f"[yellow]{escape(message)}[/]")
+    recorder.record(NoteStep(turn=recorder.turn, message=message, level="warning"))
 
 
 def _recorder(setup: RunSetup, ctx: ToolContext) -> RunRecorder:
@@ -287,6 +315,9 @@ class RunSession:
         self.recorder.record(
             TaskStep(turn=0, request=state.request, folder_summary=self.summary, policy=self.policy)
         )
+        if state.ctx.mcp is not None:  # servers that did not start, on record
+            for problem in state.ctx.mcp.problems:
+                self.recorder.record(NoteStep(turn=0, message=problem, level="warning"))
         self.recorder.milestone(
             f"{self.policy} policy with {state.model.name}; tools: {', '.join(state.tools)}"
         )
@@ -408,6 +439,8 @@ class RunSession:
         if self.state.ctx.sandbox is not None:
             with contextlib.suppress(Exception):  # closing must not hide the report
                 self.state.ctx.sandbox.close()
+        if self.state.ctx.mcp is not None:
+            self.state.ctx.mcp.close()
         self.corpus.close()
         self.recorder.close()
 

@@ -4,7 +4,8 @@
 model is shown them in this order. A module whose optional parts are not installed
 fails to import and its tools are left out; a tool whose availability rule
 (``@tool(available=…)``, beside its definition) does not hold for the run is left out
-too. The runner knows no tool by name.
+too. The tools of the run's MCP tool servers (``ctx.mcp``, ``tools/mcp_servers.py``)
+come last, a name that clashes prefixed by its server's. The runner knows no tool by name.
 """
 
 from __future__ import annotations
@@ -34,4 +35,6 @@ def available_tools(ctx: ToolContext) -> list[Tool]:
         except ImportError:
             continue
         tools.extend(t for t in module.TOOLS if t.is_available(ctx))
+    if ctx.mcp is not None:
+        tools.extend(ctx.mcp.tools(taken={t.name for t in tools}))
     return tools

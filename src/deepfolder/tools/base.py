@@ -50,6 +50,9 @@ from deepfolder.prompts.material import quote_material
 from deepfolder.records import Evidence, Usage
 from deepfolder.settings import Settings
 
+if typing.TYPE_CHECKING:
+    from deepfolder.tools.mcp_servers import McpToolServers
+
 State = TypeVar("State")
 
 
@@ -65,6 +68,9 @@ class ToolOutput:
     is_error: bool = False
     files: list[str] = field(default_factory=list)
     """Files the tool created in the run directory (figures, tables)."""
+    data: dict[str, Any] | None = None
+    """The result as data for a program rather than a model (the MCP server's structured
+    content); None when ``text`` and ``evidence`` say it all."""
     quoted: bool = False
     """True when ``text`` already marks all folder text with :func:`quote_material` (or
     holds none); otherwise the whole observation is quoted for the tool."""
@@ -120,6 +126,9 @@ class ToolContext:
     sandbox: PythonSandbox | None = None
     """The run's persistent analysis worker, started by ``run_python``'s first call;
     whoever ends the run closes it."""
+    mcp: McpToolServers | None = None
+    """The run's connected MCP tool servers (``tools.mcp_servers``), whose tools are
+    offered next to deepfolder's own; whoever ends the run closes them."""
     tool_state: dict[type, object] = field(default_factory=dict)
     """Each tool's own bookkeeping in this run, keyed by the tool's state class; use
     :meth:`state_of`."""

@@ -78,7 +78,7 @@ def _window(segments: list[Segment], pivot: int, around: int) -> list[Segment]:
     return segments[lo:hi]
 
 
-def _matches(
+def at_place(
     seg: Segment,
     page: int | None,
     slide: int | None,
@@ -87,6 +87,8 @@ def _matches(
     end: float | None,
     row: int | None,
 ) -> bool:
+    """Whether ``seg`` lies at the place given (a page, slide, chunk, time window or
+    spreadsheet row; None: any)."""
     loc = seg.locator
     if page is not None and loc.page != page:
         return False
@@ -154,7 +156,7 @@ def read(
             raise ToolArgumentError(f"{source!r} is a collection; name one article or search it.")
         src = src_opt
         segments = ctx.index.segments_of(src.id)
-        chosen = [s for s in segments if _matches(s, page, slide, chunk, start, end, row)]
+        chosen = [s for s in segments if at_place(s, page, slide, chunk, start, end, row)]
         if not chosen:
             raise ToolArgumentError(_no_place_message(src, segments, language))
         if len(chosen) == 1 and around:
