@@ -31,6 +31,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("report", "tools"),
     ("agent",),
     ("runner", "eval"),
+    ("serve",),
     ("cli",),
 )
 """Bottom first. Why each package sits where it does is in docs/architecture.md."""
