@@ -24,8 +24,8 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
         type=Path,
         nargs="*",
         metavar="RUNS_DIR",
-        help="run or batch directories, or directories holding them (default: runs/); "
-        "new runs are written into the first",
+        help="run or batch directories, or directories holding them (runs/ is always "
+        "listed too); new runs are written into the first (default runs/)",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
@@ -68,6 +68,9 @@ def run_serve(args: argparse.Namespace, console: Console) -> int:
     from deepfolder.serve.app import ServeConfig, is_loopback, new_token, serve
 
     roots = [Path(r) for r in args.runs] or [Path("runs")]
+    default = Path("runs")
+    if default.is_dir() and all(r.resolve() != default.resolve() for r in roots):
+        roots.append(default)  # the default place of runs is always listed too
     for folder in args.folder:
         if not folder.is_dir():
             raise ServeSetupError(f"--folder {folder}: not a directory")
