@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import time
 from pathlib import Path
@@ -253,7 +254,11 @@ def test_pdf_citation_of_the_demo_gets_its_page_and_boxes(tmp_path: Path) -> Non
     run_dir = demo_run(tmp_path)
     client = client_for(tmp_path / "runs")
     rid = path_id(run_dir)
-    report = client.get(f"/runs/{rid}").text
+    reply = client.get(f"/runs/{rid}")
+    report = reply.text
+    script_src = re.search(r"script-src ([^;]+)", reply.headers["content-security-policy"])
+    assert script_src and script_src.group(1) == "'self'", "no inline script may run"
+    assert re.search(r'<li><a href="#E[0-9a-f]{8}" class="ref-id">', report)
     records = [json.loads(x) for x in (run_dir / "evidence.jsonl").read_text("utf-8").splitlines()]
     pdf = next(
         r for r in records if r["source"]["kind"] == "pdf" and f"#{r['segment']['id']}" in report

@@ -18,6 +18,8 @@ from deepfolder.records import EVIDENCE_ID_PATTERN
 from deepfolder.serve.catalog import BATCH_TABLE_COLUMNS, BatchDir, RunCard, RunDir, RunFileError
 
 CITE_LINK_RE = re.compile(r'<a href="#(' + EVIDENCE_ID_PATTERN + r')">')
+REFERENCE_ID_RE = re.compile(r"<li>\[(" + EVIDENCE_ID_PATTERN + r")\]")
+"""The id opening a line of the generated reference list."""
 BODY_RE = re.compile(r"<body[^>]*>(.*)</body>", re.DOTALL | re.IGNORECASE)
 TAG_RE = re.compile(r"<[^>]+>")
 SENTENCE_TAIL = 12
@@ -121,6 +123,8 @@ def report_page(run: RunDir, report_html: str, support: list[dict[str, Any]]) ->
     match = BODY_RE.search(report_html)
     body = match.group(1) if match else report_html
     body = annotate_citations(body, support)
+    # each reference line's id opens its evidence too
+    body = REFERENCE_ID_RE.sub(r'<li><a href="#\1" class="ref-id">[\1]</a>', body)
     page = (
         f'<div class="report-layout" data-run="{run.id}">'
         f'<article class="report">{body}</article>'
