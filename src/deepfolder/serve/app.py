@@ -169,7 +169,11 @@ def create_app(config: ServeConfig) -> FastAPI:
         run = run_of(run_id)
         ev = evidence_of(run, eid)
         base = f"/api/runs/{run_id}/evidence/{eid}"
-        return evidence_view(run, ev, f"{base}/file", f"{base}/page.png")
+        try:
+            language = str(run.json("validation.json").get("language") or "en")
+        except (RunFileError, AttributeError):
+            language = "en"
+        return evidence_view(run, ev, f"{base}/file", f"{base}/page.png", language)
 
     @app.get("/api/runs/{run_id}/evidence/{eid}/file")
     def evidence_file(run_id: str, eid: str) -> FileResponse:

@@ -77,13 +77,15 @@ def source_file(run: RunDir, ev: Evidence) -> Path:
     return path
 
 
-def evidence_view(run: RunDir, ev: Evidence, file_url: str, page_url: str) -> dict[str, Any]:
+def evidence_view(
+    run: RunDir, ev: Evidence, file_url: str, page_url: str, language: str = "en"
+) -> dict[str, Any]:
     """What the pane shows for ``ev``; ``file_url`` and ``page_url`` are the routes that
-    serve its file and its rendered PDF page."""
+    serve its file and its rendered PDF page; ``language`` is the report's (labels)."""
     source, loc = ev.source, ev.segment.locator
     view: dict[str, Any] = {
         "id": ev.id,
-        "label": ev.citation_label("zh" if _is_cjk(ev.segment.text) else "en"),
+        "label": ev.citation_label(language),
         "kind": source.kind,
         "source": source.path,
         "title": source.title,
@@ -121,11 +123,6 @@ def evidence_view(run: RunDir, ev: Evidence, file_url: str, page_url: str) -> di
         view["view"] = "text"
         view["problem"] = str(exc)
     return view
-
-
-def _is_cjk(text: str) -> bool:
-    cjk = sum("\u3400" <= ch <= "\u9fff" for ch in text)
-    return cjk > len(text) / 4
 
 
 # --- PDF ----------------------------------------------------------------------------
