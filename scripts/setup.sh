@@ -8,13 +8,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-EXTRAS="local,media,analysis,dense,rerank-en,qdrant,milvus,mcp"
+EXTRAS="local,media,analysis,dense,rerank-en,qdrant,milvus,mcp,serve"
 if [[ "${1:-}" == "--dev" ]]; then EXTRAS="$EXTRAS,dev"; fi
 
 # System parts from Debian: ffmpeg (audio/video), CJK fonts (charts, demo PDF),
 # espeak-ng (test speech), poppler-utils (PDF reference text in tests and benchmarks),
-# bubblewrap + libseccomp2 (the run_python sandbox's namespaces and system-call filter).
-DEBS=(ffmpeg fonts-noto-cjk espeak-ng poppler-utils bubblewrap libseccomp2)
+# bubblewrap + libseccomp2 (the run_python sandbox's namespaces and system-call filter),
+# chromium (deepfolder serve's browser tests, driven by Playwright).
+DEBS=(ffmpeg fonts-noto-cjk espeak-ng poppler-utils bubblewrap libseccomp2 chromium)
 missing=()
 for pkg in "${DEBS[@]}"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
 if (( ${#missing[@]} )); then

@@ -31,7 +31,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("report", "tools"),
     ("agent",),
     ("runner", "eval"),
-    ("server",),
+    ("server", "serve"),
     ("cli",),
 )
 """Bottom first. Why each package sits where it does is in docs/architecture.md."""

@@ -190,6 +190,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_eval_arguments(er)
     _add_settings_args(er)
+
+    sv = sub.add_parser(
+        "serve",
+        help="browse runs in a local web viewer: every citation opens its evidence",
+        description="A local web app over run and batch directories: reports whose "
+        "citations open the cited PDF page, video second, sheet rows or passage; checks; "
+        "the trace; new runs started and watched live. Binds 127.0.0.1 by default; any "
+        "other host needs a token. The settings options are given to every run it starts.",
+    )
+    from deepfolder.serve.command import add_serve_arguments
+
+    add_serve_arguments(sv)
+    _add_settings_args(sv)
     return parser
 
 
@@ -382,6 +395,15 @@ def _cmd_eval(args: argparse.Namespace, console: Console) -> int:
     return int(run_eval_from_args(args, _settings_from(args)) or 0)
 
 
+def _cmd_serve(args: argparse.Namespace, console: Console) -> int:
+    from deepfolder.serve.command import ServeSetupError, run_serve
+
+    try:
+        return run_serve(args, console)
+    except ServeSetupError as exc:
+        raise _UserError(str(exc)) from exc
+
+
 class _UserError(Exception):
     pass
 
@@ -400,6 +422,7 @@ COMMANDS = {
     "check": _cmd_check,
     "eval": _cmd_eval,
     "mcp": _cmd_mcp,
+    "serve": _cmd_serve,
 }
 
 
