@@ -43,7 +43,7 @@ from deepfolder.request_model import cjk_ratio, parse_request
 from deepfolder.settings import Settings
 from deepfolder.validate.checks import ValidationReport, validate_report
 from deepfolder.validate.command import CheckError, load_evidence
-from deepfolder.validate.document import as_markdown, reference_section_lines
+from deepfolder.validate.document import HEADING, as_markdown, reference_section_lines
 from deepfolder.validate.length import CJK_CHAR, LATIN_WORD, count_units, countable_text
 from deepfolder.validate.numbers import STATISTIC
 from deepfolder.validate.repetition import report_sentences
@@ -237,10 +237,12 @@ def uncited_factual_sentences(markdown: str, skip_lines: set[int], cited: list[i
 
 def repeated_ngram_rate(section_texts: list[str], n: int = NGRAM) -> float | None:
     """Share of the sections' distinct token n-grams that occur in another section too
-    (None with fewer than two sections that have an n-gram)."""
+    (None with fewer than two sections that have an n-gram). Headings are left out: a
+    word the section titles share is not the text repeating itself."""
     grams: list[set[tuple[str, ...]]] = []
     for text in section_texts:
-        tokens = [t.lower() for t in _TOKEN.findall(countable_text(text))]
+        prose = "\n".join(line for line in text.splitlines() if not HEADING.match(line))
+        tokens = [t.lower() for t in _TOKEN.findall(countable_text(prose))]
         found = {tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)}
         if found:
             grams.append(found)
