@@ -13,11 +13,13 @@ import pytest
 from rich.console import Console
 
 from deepfolder.cli import main
-from deepfolder.eval.judge import parse_reply, spread
+from deepfolder.eval.judge import parse_reply, spread, task_material
 from deepfolder.eval.reports_command import run_reports
+from deepfolder.index.embedded import EmbeddedIndex
 from deepfolder.llm.fake import FunctionModel
 from deepfolder.prompts import report_judge
-from eval_fixtures import BACKGROUND, GOOD, make_batch
+from deepfolder.records import Locator, Segment, Source
+from eval_fixtures import BACKGROUND, GOOD, PAPER, make_batch
 from scripted_server import ScriptedServer, completion
 
 KEY_POINTS = [
@@ -174,6 +176,30 @@ def test_a_reply_that_is_not_json_leaves_that_score_out(tmp_path: Path) -> None:
     evaluate(tmp_path, retry, out="out2")
     # the key points were cached; the runs' scores were not, so they are asked again
     assert len(retry.calls) == (1 + 3 + 1 + 1 + 1) + (1 + 2 + 1 + 1 + 1)
+
+
+def test_key_points_read_the_users_files_from_the_run_index(tmp_path: Path) -> None:
+    run_dir = make_batch(tmp_path / "b", {"t1": GOOD}, {}) / "runs" / "t1"
+    index_dir = tmp_path / "index"
+    data = Source("data.csv", "data.csv", "sheet")
+    index = EmbeddedIndex(index_dir, dense=False)
+    index.add(
+        [PAPER, data],
+        [
+            Segment.create(PAPER.id, "第一页的全文。", Locator(page=1), seq=0),
+            Segment.create(PAPER.id, "第二页的全文。", Locator(page=2), seq=1),
+            Segment.create(data.id, "年份,准确率", Locator(rows=(1, 2)), seq=0),
+        ],
+    )
+    index.close()
+    ingest = json.loads((run_dir / "ingest_report.json").read_text())
+    (run_dir / "ingest_report.json").write_text(json.dumps({**ingest, "index_dir": str(index_dir)}))
+    material, origin = task_material([run_dir], chars=20)
+    # every user file, each its share of the characters, from its start
+    assert (origin, material) == (
+        "index",
+        [("data.csv", "年份,准确率"), ("paper.pdf", "第一页的全文。\n第二")],
+    )
 
 
 def test_parse_reply_and_spread() -> None:

@@ -165,6 +165,10 @@ def _material_from_index(run_dirs: Sequence[Path]) -> list[tuple[str, str, str]]
         if not (index_dir / "meta.json").is_file():
             continue  # never create an index here
         settings = _run_settings(run_dir)
+        # reading segments needs no vectors: the sentence encoder is not loaded
+        settings = settings.model_copy(
+            update={"retrieval": settings.retrieval.model_copy(update={"dense": False})}
+        )
         try:
             index = open_index(index_dir, settings)
         except (OSError, ValueError, RuntimeError):
