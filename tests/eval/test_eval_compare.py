@@ -71,8 +71,11 @@ def test_cli_compare_two_batches(tmp_path: Path) -> None:
     a = make_batch(tmp_path / "a", {"t1": GOOD, "t2": BACKGROUND, "t3": GOOD}, {})
     b = make_batch(tmp_path / "b", {"t1": REPEATING, "t2": BACKGROUND, "t4": GOOD}, {})
     out = tmp_path / "out"
-    assert main(["eval", "reports", str(a), "--compare", str(b), "--out", str(out)]) == 0
-    comparison = json.loads((out / "eval.json").read_text(encoding="utf-8"))["comparison"]
+    argv = ["eval", "reports", str(a), "--compare", str(b), "--out", str(out)]
+    assert main([*argv, "--label", "new", "--compare-label", "old"]) == 0
+    data = json.loads((out / "eval.json").read_text(encoding="utf-8"))
+    assert [s["name"] for s in data["sets"]] == ["new", "old"]
+    comparison = data["comparison"]
     assert comparison["tasks"] == ["t1", "t2"]
     assert (comparison["only_in_runs"], comparison["only_in_baseline"]) == (["t3"], ["t4"])
     rows = {r["key"]: r for r in comparison["metrics"]}
@@ -85,3 +88,4 @@ def test_cli_compare_two_batches(tmp_path: Path) -> None:
     md = (out / "eval.md").read_text(encoding="utf-8")
     assert "| repeated sentences | 0 % | 25 % | -25.0 pp | [-50.0 pp, 0.0 pp] | 1/1/0 |" in md
     assert "Only in the runs: t3." in md and "Only in the baseline: t4." in md
+    assert "## new − old" in md

@@ -56,6 +56,8 @@ def add_report_arguments(p: argparse.ArgumentParser) -> None:
         "(Δ = PATH − OTHER)",
     )
     p.add_argument("--out", type=Path, help="output directory (default runs/eval-<time>/)")
+    p.add_argument("--label", help="name of PATH's runs in the tables (default: the paths)")
+    p.add_argument("--compare-label", help="name of the baseline's runs (default: the paths)")
     p.add_argument(
         "--judge",
         metavar="MODEL",
@@ -107,6 +109,7 @@ def run_reports_from_args(args: argparse.Namespace, settings: Settings, console:
         args.paths,
         args.compare,
         out,
+        labels=(args.label, args.compare_label),
         console=console,
         judge_model=judge_model,
         judge_cache=cache,
@@ -180,6 +183,7 @@ def run_reports(
     compare: Sequence[Path] | None,
     out: Path,
     *,
+    labels: tuple[str | None, str | None] = (None, None),
     console: Console,
     judge_model: ChatModel | None = None,
     judge_cache: Path | None = None,
@@ -189,11 +193,11 @@ def run_reports(
     """Measure, judge, compare and write everything; returns what ``eval.json`` holds."""
     options = options or EvalOptions()
     runs, validations = measure_set(paths)
-    sets: list[tuple[str, list[RunEval]]] = [(_set_name(paths), runs)]
+    sets: list[tuple[str, list[RunEval]]] = [(labels[0] or _set_name(paths), runs)]
     if compare:
         baseline, more = measure_set(compare)
         validations.update(more)
-        name = _set_name(compare)
+        name = labels[1] or _set_name(compare)
         sets.append((name if name != sets[0][0] else f"{name} (baseline)", baseline))
     out.mkdir(parents=True, exist_ok=True)
     judge_info = None

@@ -58,7 +58,7 @@ def fmt(key: str, value: float | None, *, delta: bool = False) -> str:
     if k == "share":  # a difference of shares is in percentage points
         return f"{sign}{100 * value:.1f} pp" if delta else f"{100 * value:.0f} %"
     if k == "percent":
-        return f"{sign}{value:.1f} %"
+        return f"{sign}{value:.1f} {'pp' if delta else '%'}"
     if k == "cost":
         return f"{sign}${value:.4f}"
     if k in ("rate", "score"):
