@@ -22,8 +22,8 @@ sentences) come from there. What each measure means is in :data:`METRICS` and in
   not background collections; without it, the user-material sources of
   ``evidence.jsonl``) cited at least once in the body, as a share of them;
 - **repeated n-grams across sections**: of each body section's distinct 8-token
-  n-grams (a token is a CJK character or a Latin word, as the length rule counts), the
-  share that also occurs in another section;
+  n-grams (a token is a CJK character or a Latin word, as the length rule counts;
+  headings left out), the share that also occurs in another section;
 - **language purity**: the requested language's share of the body prose — the CJK
   share (:func:`deepfolder.request_model.cjk_ratio`) for Chinese, one minus it for
   English.
