@@ -202,6 +202,17 @@ def test_key_points_read_the_users_files_from_the_run_index(tmp_path: Path) -> N
     )
 
 
+def test_a_prompt_too_long_for_the_judge_is_not_sent(tmp_path: Path) -> None:
+    model = fake_judge()
+    model.context_window = 700  # the key points, IF and DQ prompts do not fit with the reply
+    data = evaluate(tmp_path, model)
+    t1 = data["sets"][0]["runs"][0]["judge"]
+    assert t1["scores"]["judge_ir"] is None  # no key points
+    assert t1["scores"]["judge_fa"] == 100.0  # the support judge's short prompts fit
+    assert "too long for the judge's context window of 700" in t1["errors"]["judge_if"]
+    assert not any("List the key points" in m[-1]["content"] for m, _, _ in model.calls)
+
+
 def test_parse_reply_and_spread() -> None:
     assert parse_reply('text {"score": 5} more', "score") == 5
     with pytest.raises(ValueError, match="has no 'score'"):

@@ -50,6 +50,8 @@ from deepfolder.validate.document import as_markdown
 from deepfolder.validate.length import countable_text
 from deepfolder.validate.support import SupportVerdict, model_verdict
 
+REPLY_TOKENS = 600
+_CITATION_TARGET = re.compile(r"\]\(#E[0-9a-f]{8}\)")
 DIMENSIONS = ("judge_ir", "judge_fa", "judge_cc", "judge_if", "judge_dq")
 LABELS = {
     "judge_ir": "IR",
@@ -251,12 +253,19 @@ class Judge:
 
     def ask(self, purpose: str, prompt: str, schema: dict[str, Any], key: str) -> Any:
         """One recorded judge call at temperature 0; the value of ``key`` in its reply."""
-        self.turn += 1
-        self.calls += 1
         messages = [
             {"role": "system", "content": rubric.SYSTEM},
             {"role": "user", "content": prompt},
         ]
+        size = self.model.count_tokens(rubric.SYSTEM + prompt)
+        if size + REPLY_TOKENS > self.model.context_window:
+            raise JudgeReplyError(
+                f"the {purpose!r} prompt is {size} tokens, too long for the judge's context "
+                f"window of {self.model.context_window} with {REPLY_TOKENS} for the reply; "
+                "lower --material-chars or use a judge with a longer context"
+            )
+        self.turn += 1
+        self.calls += 1
         response, step = model_call_step(
             self.model,
             messages,
@@ -264,7 +273,7 @@ class Judge:
             purpose=purpose,
             temperature=0.0,
             json_schema=schema,
-            max_tokens=600,
+            max_tokens=REPLY_TOKENS,
         )
         self.record(step)
         return parse_reply(response.content or "", key)
@@ -283,16 +292,23 @@ class Judge:
             self._note(f"{task}: key points from the cache ({key[:12]})")
             return [str(p) for p in cached["key_points"]]
         prompt = rubric.key_points_prompt(request, material, self.key_point_limit)
-        value = self.ask(f"judge key points {task}", prompt, rubric.KEY_POINTS_SCHEMA, "key_points")
-        if not isinstance(value, list):
-            raise JudgeReplyError(f"key_points is not a list: {value!r}"[:160])
+        try:
+            value = self.ask(
+                f"judge key points {task}", prompt, rubric.KEY_POINTS_SCHEMA, "key_points"
+            )
+            if not isinstance(value, list):
+                raise JudgeReplyError(f"key_points is not a list: {value!r}"[:160])
+        except JudgeReplyError as exc:
+            self._note(f"{task}: no key points, IR not scored: {exc}", "warning")
+            return []
         points = [str(p).strip() for p in value if str(p).strip()][: self.key_point_limit]
         self.cache.put(key, {"key_points": points})
         return points
 
     def score_run(self, run: RunMaterial, points: list[str]) -> dict[str, Any]:
         """The five scores of one run, with what each rests on (cached)."""
-        report_text = as_markdown(run.report)[: self.report_chars]
+        # the rendered citations' link targets (#E1234abcd) say nothing to the judge
+        report_text = _CITATION_TARGET.sub("]", as_markdown(run.report))[: self.report_chars]
         claims = spread([v for v in run.validation.verdicts if v.evidence_ids], self.max_claims)
         sources = self._candidates(run)
         inputs = [
