@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from deepfolder.cli import main
 from deepfolder.eval.reports import (
@@ -18,6 +20,7 @@ from deepfolder.eval.reports import (
     length_error,
     repeated_ngram_rate,
 )
+from deepfolder.eval.reports_command import run_reports
 from eval_fixtures import BACKGROUND, ENGLISH, GOOD, REPEATING, make_batch, make_run
 
 COST = {
@@ -159,6 +162,15 @@ def test_cli_on_a_batch_writes_the_table_and_files(
     assert page.startswith("<!DOCTYPE html>") and "<table>" in page
     err = capsys.readouterr().err
     assert "user files cited" in err and "t3" in err
+
+
+def test_console_shows_only_the_means_for_many_tasks(tmp_path: Path) -> None:
+    batch = make_batch(tmp_path / "b", {f"t{n}": GOOD for n in range(9)}, {})
+    out = io.StringIO()
+    run_reports([batch], None, tmp_path / "out", console=Console(file=out, width=200))
+    text = out.getvalue()
+    assert "runs with a value" in text and "t8" not in text
+    assert "| t7 | t8 | mean |" in (tmp_path / "out" / "eval.md").read_text()  # every task
 
 
 def test_cli_refuses_a_path_without_runs(

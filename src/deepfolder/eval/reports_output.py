@@ -81,16 +81,28 @@ def summary(runs: Sequence[RunEval], keys: Sequence[str]) -> dict[str, float | N
 # --- console and Markdown ---------------------------------------------------------------
 
 
+CONSOLE_TASKS = 8
+"""Up to this many runs the console shows a column per task; beyond, the means only
+(``eval.md`` has every task)."""
+
+
 def runs_table(runs: Sequence[RunEval], keys: Sequence[str], title: str) -> Table:
     table = Table(title=title)
     table.add_column("measure")
-    for r in runs:
+    shown = runs if len(runs) <= CONSOLE_TASKS else []
+    for r in shown:
         table.add_column(escape(r.task), justify="right")
     table.add_column("mean", justify="right", style="bold")
+    if not shown:
+        table.add_column("runs with a value", justify="right")
     means = summary(runs, keys)
     for key in keys:
-        cells = [fmt(key, r.value(key)) if not r.error else "no report" for r in runs]
-        table.add_row(label(key), *cells, fmt(key, means[key]))
+        if shown:
+            cells = [fmt(key, r.value(key)) if not r.error else "no report" for r in shown]
+            cells.append(fmt(key, means[key]))
+        else:
+            cells = [fmt(key, means[key]), str(sum(r.value(key) is not None for r in runs))]
+        table.add_row(label(key), *cells)
     return table
 
 
