@@ -192,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
         "instruction checks, length, citations and their support, coverage of the user's "
         "files, repetition, language, cost. --judge adds IR, FA, CC, IF, DQ scores (0-100) "
         "from a judge model; --compare lines up a baseline's runs by task with deltas, "
-        "win/tie/loss and paired bootstrap 95%% intervals. Prints the table and writes "
+        "win/tie/loss and paired bootstrap 95% intervals. Prints the table and writes "
         "eval.json, eval.md and eval.html (with charts) to --out.",
     )
     from deepfolder.eval.reports_command import add_report_arguments
