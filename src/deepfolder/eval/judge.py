@@ -52,7 +52,6 @@ from deepfolder.validate.support import SupportVerdict, model_verdict
 
 REPLY_TOKENS = 600
 _CITATION_TARGET = re.compile(r"\]\(#E[0-9a-f]{8}\)")
-DIMENSIONS = ("judge_ir", "judge_fa", "judge_cc", "judge_if", "judge_dq")
 LABELS = {
     "judge_ir": "IR",
     "judge_fa": "FA",

@@ -26,7 +26,7 @@ from deepfolder.analysis.worker import CJK_FONT_CANDIDATES
 from deepfolder.eval.judge import LABELS as JUDGE_LABELS
 from deepfolder.eval.reports import METRIC_BY_KEY, METRICS, Direction, RunEval
 
-JUDGE_KEYS = ("judge_ir", "judge_fa", "judge_cc", "judge_if", "judge_dq", "judge_total")
+JUDGE_KEYS = tuple(JUDGE_LABELS)  # IR, FA, CC, IF, DQ, total
 
 
 def metric_keys(runs: Sequence[RunEval]) -> list[str]:
