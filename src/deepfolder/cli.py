@@ -191,6 +191,21 @@ def build_parser() -> argparse.ArgumentParser:
     add_eval_arguments(er)
     _add_settings_args(er)
 
+    rep = ev_sub.add_parser(
+        "reports",
+        help="measure finished reports (no model needed); --judge, --compare",
+        description="Measure every run of PATH (run or batch directories) without a model: "
+        "instruction checks, length, citations and their support, coverage of the user's "
+        "files, repetition, language, cost. --judge adds IR, FA, CC, IF, DQ scores (0-100) "
+        "from a judge model; --compare lines up a baseline's runs by task with deltas, "
+        "win/tie/loss and paired bootstrap 95% intervals. Prints the table and writes "
+        "eval.json, eval.md and eval.html (with charts) to --out.",
+    )
+    from deepfolder.eval.reports_command import add_report_arguments
+
+    add_report_arguments(rep)
+    _add_settings_args(rep)
+
     sv = sub.add_parser(
         "serve",
         help="browse runs in a local web viewer: every citation opens its evidence",
@@ -388,8 +403,19 @@ def _cmd_check(args: argparse.Namespace, console: Console) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace, console: Console) -> int:
+    if args.eval_command == "reports":
+        from deepfolder.eval.reports import EvalInputError
+        from deepfolder.eval.reports_command import run_reports_from_args
+
+        try:
+            return run_reports_from_args(args, _settings_from(args), console)
+        except EvalInputError as exc:
+            raise _UserError(str(exc)) from exc
     if args.eval_command != "retrieval":
-        raise _UserError("say what to evaluate: deepfolder eval retrieval DATA.json")
+        raise _UserError(
+            "say what to evaluate: deepfolder eval retrieval DATA.json, or deepfolder eval "
+            "reports RUN_OR_BATCH_DIR..."
+        )
     from deepfolder.eval.retrieval import run_eval_from_args
 
     return int(run_eval_from_args(args, _settings_from(args)) or 0)
