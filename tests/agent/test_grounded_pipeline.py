@@ -301,3 +301,35 @@ def test_a_section_written_from_web_pages_only_is_opened_from_the_users_files(
     }
     for title, body in _sections(steps[-1].text).items():
         assert set(re.findall(r"E[0-9a-f]{8}", body)) & user_ids, f"{title}: {body}"
+
+
+def test_an_analysed_table_is_shown_as_its_computed_results_not_its_rows(
+    tmp_path: Path,
+) -> None:
+    """Case 008: shown a wide CSV's raw rows beside its computed results, the small
+    model wrote "阿富汗：累计确诊人数超过7896人" from numbers in the rows."""
+    from deepfolder.agent.pipeline import SectionPlan, section_evidence
+
+    ctx = _context(tmp_path, with_video=False)
+    sheet = Source(id="cases.csv", path="cases.csv", kind="sheet")
+    rows = Segment.create(
+        sheet.id,
+        "Afghanistan,DPO,7896,7896,7896 Direct Preference Optimization",
+        Locator(rows=(2, 3)),
+    )
+    ctx.index.add([sheet], [rows])
+    state = run_state(ctx, REQUEST, FunctionModel(_writer, is_local=True))
+    state.brief = build_brief(ctx.index)
+    src = Source(id="analysis_1", path="analysis_1.md", kind="analysis")
+    result = Evidence(Segment.create(src.id, "合计随时间变化: 676,570,149", Locator(chunk=1)), src)
+    state.analysis, state.analysed = [result], {"cases.csv"}
+    state.section_titles = ["核心内容摘要"]
+    ctx.settings.agent.section_evidence = 12
+    steps = section_evidence(state, SectionPlan("（2）", "核心内容摘要", 600))
+    try:
+        while True:
+            next(steps)
+    except StopIteration as done:
+        given = done.value
+    assert result in given
+    assert all(e.source.id != "cases.csv" for e in given)

@@ -440,6 +440,11 @@ def section_evidence(
         if d.plan.title == plan.title:
             state.used_ids -= {e.id for e in d.evidence}
     evidence = yield from gather_evidence(state, plan, extra, parts)
+    if state.analysis:
+        # A table's computed results stand for it: shown its raw rows (a province, 1,100
+        # daily counts) or its column statistics, the small model made up "阿富汗：累计
+        # 确诊人数超过7896人" from the numbers in them.
+        evidence = [e for e in evidence if e.source.path not in state.analysed]
     if plan.heading in state.data_sections:
         evidence = state.analysis + evidence[: max(2, len(evidence) - len(state.analysis))]
     elif state.analysis and state.primary:
@@ -613,6 +618,7 @@ def run_analysis(state: RunState, plans: list[SectionPlan]) -> Generator[Step, N
                 message=f"analysis of {rel} failed: {internal or output.text[:200]}",
             )
             continue
+        state.analysed.add(rel)
         state.analysis += [e for e in output.evidence if e.source.kind == "analysis"]
         state.figures += [e for e in output.evidence if e.source.kind == "figure"]
     body = [p for p in plans if p.kind == "body"]

@@ -66,6 +66,8 @@ class RunState:
     analysis: list[Evidence] = field(default_factory=list)
     """Computed results from the code-driven analysis, shown to the data section."""
     figures: list[Evidence] = field(default_factory=list)
+    analysed: set[str] = field(default_factory=set)
+    """Tables whose computed results are in ``analysis`` (their raw rows are not shown)."""
     data_sections: list[str] = field(default_factory=list)
     """Headings of the sections shown the computed results."""
     figure_section: str | None = None
