@@ -333,3 +333,35 @@ def test_an_analysed_table_is_shown_as_its_computed_results_not_its_rows(
         given = done.value
     assert result in given
     assert all(e.source.id != "cases.csv" for e in given)
+
+
+def test_a_section_in_general_terms_opens_with_the_computed_finding(tmp_path: Path) -> None:
+    """Case 009: "（5）干预对策与实施计划", shown the computed results of the user's survey,
+    was written in general terms twice (cites nothing of the user's); the computation's
+    main finding, quoted as printed, now opens it."""
+    from deepfolder.agent.pipeline import SectionPlan, write_section
+
+    def general(messages, tools):  # type: ignore[no-untyped-def]
+        if "JSON" in messages[-1]["content"]:
+            return json.dumps({"queries": ["对策"]}, ensure_ascii=False)
+        return "应当加强心理辅导与家校合作，帮助学生缓解压力，营造良好的校园氛围。"
+
+    ctx = _context(tmp_path, with_video=False)
+    state = run_state(ctx, REQUEST, FunctionModel(general, is_local=True))
+    state.brief = build_brief(ctx.index)
+    src = Source(id="analysis_1", path="analysis_1.md", kind="analysis")
+    line = "study load 与 stress levels 的相关系数 r = +0.39（中等正相关）"
+    result = Evidence(Segment.create(src.id, f"相关系数:\n{line}", Locator(chunk=1)), src)
+    state.analysis = [result]
+    state.section_titles = ["干预对策与实施计划"]
+    steps = write_section(state, SectionPlan("（5）", "干预对策与实施计划", 300))
+    notes = []
+    try:
+        while True:
+            step = next(steps)
+            if isinstance(step, NoteStep):
+                notes.append(step.message)
+    except StopIteration as done:
+        draft = done.value
+    assert draft.text.startswith(f"数据分析显示，{line}[{result.id}]。"), draft.text
+    assert any("opened with a computed result" in m for m in notes)

@@ -226,3 +226,39 @@ def test_divider_slides_and_contents_pages_are_not_written_from() -> None:
     assert not is_heading_only(ev("r = 0.61", "analysis"))
     assert with_content([divider, case, contents]) == [case]
     assert with_content([divider]) == [divider]  # nothing better: kept
+
+
+def test_the_computed_finding_that_opens_a_section_is_quoted_as_printed() -> None:
+    from deepfolder.agent.grounding import computed_lead
+
+    src = Source(id="analysis_1", path="analysis_1.md", kind="analysis")
+    text = (
+        "stress.csv: 520 行 x 6\n描述统计:\n  mean std\n相关系数:\n"
+        "study load 与 stress levels 的相关系数 r = +0.39（中等正相关）\n"
+        "sleep 与 stress levels 的相关系数 r = +0.17（弱正相关）"
+    )
+    ev = Evidence(Segment.create(src.id, text, Locator(chunk=1)), src)
+    lead = computed_lead([ev], "zh")
+    assert (
+        lead
+        == f"数据分析显示，study load 与 stress levels 的相关系数 r = +0.39（中等正相关）[{ev.id}]。"
+    )
+    series = Evidence(
+        Segment.create(
+            src.id,
+            "2018-01-02 to 2023-12-29: close went from 10 to 12 (+2, +20%)",
+            Locator(chunk=2),
+        ),
+        src,
+    )
+    assert computed_lead([series], "en") == (
+        f"The analysis of the data shows: 2018-01-02 to 2023-12-29: close went from 10 to 12 "
+        f"(+2, +20%)[{series.id}]."
+    )
+    paper = Source(id="p.pdf", path="p.pdf", kind="pdf")
+    assert (
+        computed_lead(
+            [Evidence(Segment.create(paper.id, "r = +0.39", Locator(page=1)), paper)], "zh"
+        )
+        is None
+    )

@@ -243,6 +243,27 @@ def with_content(evidence: list[Evidence]) -> list[Evidence]:
     return kept or evidence
 
 
+FINDING_LINE = re.compile(r"r = [+-]\d\.\d\d|由 .+ 变为 .+（|went from .+ to .+ \(")
+"""A computed result's lines that state a finding: a correlation with its strength, a
+change over a period (``auto_analysis``'s wording)."""
+
+
+def computed_lead(evidence: list[Evidence], language: str) -> str | None:
+    """The first finding line of the first computed result in ``evidence`` (the
+    strongest correlation with the outcome, the change over the period), as a cited
+    sentence; None when no computed result states one."""
+    for ev in evidence:
+        if ev.source.kind != "analysis":
+            continue
+        for line in ev.segment.text.splitlines():
+            line = " ".join(line.split()).rstrip("。.;；:：")
+            if FINDING_LINE.search(line):
+                if language.startswith("zh"):
+                    return f"数据分析显示，{line}[{ev.id}]。"
+                return f"The analysis of the data shows: {line}[{ev.id}]."
+    return None
+
+
 INTENT_FACTS = {
     "basic": ("venue", "abstract"),
     "summary": ("abstract", "headings", "slides", "screen"),

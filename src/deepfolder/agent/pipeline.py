@@ -500,10 +500,16 @@ def _opened_from_own_files(
     share = max(60, plan.budget // part_count(plan.budget, state.unit))
     new = yield from _write_one(state, plan, own, share, notes, 0, 0)
     grounded = yield from _appended(state, new, text)
-    if not _cites(state, grounded, own):
+    if _cites(state, grounded, own):
+        yield NoteStep(turn=state.turn, message=f"{plan.heading}: opened from the user's files")
+        return grounded
+    # Still nothing of theirs ("干预对策" written in general terms beside the numbers it
+    # was shown): the computation's main finding, quoted as it printed it, opens it.
+    lead = grounding.computed_lead(own, state.language)
+    if lead is None:
         return text
-    yield NoteStep(turn=state.turn, message=f"{plan.heading}: opened from the user's files")
-    return grounded
+    yield NoteStep(turn=state.turn, message=f"{plan.heading}: opened with a computed result")
+    return f"{lead}\n\n{text}"
 
 
 def _cites(state: RunState, text: str, evidence: list[Evidence]) -> bool:
