@@ -100,6 +100,26 @@ def test_pipeline_revisor_expands_with_the_writer(tmp_path) -> None:  # type: ig
     assert any("expand this section by ~150 字" in p for p in prompts)
 
 
+def test_pipeline_revisor_adds_about_what_was_asked(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Case 008: asked for ~319 字 more, the writer's part (250–400 字 whatever it is
+    asked) made the report overshoot its range, and the next round cut it below again."""
+    from deepfolder.validate.document import Section
+
+    def writer(messages, tools):  # type: ignore[no-untyped-def]
+        if "JSON" in messages[-1]["content"]:
+            return '{"queries": ["电子书借阅"]}'
+        return "".join(f"全区第{i}季度电子书借阅量增长明显，比上年同期增长{i}成。" for i in range(30))
+
+    section = Section(1, 2, "（1）背景", "## （1）背景\n\n青禾区有14家社区图书馆。\n\n")
+    expand = RevisionInstruction(
+        "rewrite_section", "expand this section by ~100 字", 1, "（1）背景", length_change=100
+    )
+    with _revisor(tmp_path, writer) as (revisor, _):
+        out = revisor.rewrite_section(section, [expand])
+    added = count_length(out, "字") - count_length(section.body, "字")
+    assert 60 <= added <= 115, out
+
+
 def test_agent_revisor_shows_the_users_files_first(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from deepfolder.records import Evidence, Locator, Segment, Source
     from deepfolder.validate.document import Section
