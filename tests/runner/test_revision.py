@@ -108,7 +108,9 @@ def test_pipeline_revisor_adds_about_what_was_asked(tmp_path) -> None:  # type: 
     def writer(messages, tools):  # type: ignore[no-untyped-def]
         if "JSON" in messages[-1]["content"]:
             return '{"queries": ["电子书借阅"]}'
-        return "".join(f"全区第{i}季度电子书借阅量增长明显，比上年同期增长{i}成。" for i in range(30))
+        return "".join(
+            f"全区第{i}季度电子书借阅量增长明显，比上年同期增长{i}成。" for i in range(30)
+        )
 
     section = Section(1, 2, "（1）背景", "## （1）背景\n\n青禾区有14家社区图书馆。\n\n")
     expand = RevisionInstruction(
