@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import re
 import signal
@@ -27,7 +28,7 @@ import pytest
 from deepfolder.ingest.lock import ingest_lock
 from deepfolder.ingest.pipeline import index_dir_for
 from deepfolder.runner.batch_tasks import BatchError, discover_tasks
-from scripted_server import ScriptedServer, completion, subprocess_env, tool_call
+from scripted_server import Refusal, ScriptedServer, completion, subprocess_env, tool_call
 
 TOPICS = {
     "library": (
@@ -464,6 +465,61 @@ def test_ctrl_c_stops_the_workers_and_resume_finishes(
     resumed = resume_batch(tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert states(tmp_path) == {"t1": "done"}
+
+
+def request_times(server: ScriptedServer, start: int) -> list[float]:
+    return sorted(r["at"] for r in server.requests[start:])
+
+
+@pytest.mark.reliability
+def test_the_workers_share_the_request_rate(tmp_path: Path, server: ScriptedServer) -> None:
+    make_cases(tmp_path, {"t1": "library", "t2": "park", "t3": "bus"})
+    config = {"model": {"max_retries": 1, "timeout_s": 30, "max_requests_per_minute": 120}}
+    (tmp_path / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    start = len(server.requests)
+    code, _, err = finish(start_batch(tmp_path, server, "--jobs", "3"))
+    assert code == 0, err
+    times = request_times(server, start)
+    assert len(times) >= 9  # three tasks, each searching, writing and having it judged
+    # 120 a minute: one request every 0.5 s across all three workers (the arrival times
+    # jitter by what the HTTP round trip takes)
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert min(gaps) > 0.4, gaps
+    assert (tmp_path / "batch" / "rate_limit.json").exists()
+
+
+@pytest.mark.reliability
+def test_a_retry_after_one_worker_gets_holds_every_worker(
+    tmp_path: Path, server: ScriptedServer
+) -> None:
+    make_cases(tmp_path, {"t1": "library", "t2": "park", "t3": "bus"})
+    first_three = threading.Barrier(3)
+    refused_at: list[float] = []
+
+    def throttle(n: int, body: dict[str, Any]) -> bool | Refusal:
+        if len(refused_at) or n - start > 3:
+            return True
+        try:  # the first request of each worker: all three are waiting for an answer
+            first_three.wait(60)
+        except threading.BrokenBarrierError:
+            return True
+        if n - start == 1:
+            refused_at.append(time.time())
+            return Refusal(429, {"retry-after": "3"})
+        time.sleep(0.5)  # the refused worker records the hold before the others go on
+        return True
+
+    start = len(server.requests)
+    server.on_request = throttle
+    try:
+        code, _, err = finish(start_batch(tmp_path, server, "--jobs", "3"))
+    finally:
+        server.on_request = None
+    assert code == 0, err
+    assert refused_at, "the three workers never had a request waiting at once"
+    later = [r["at"] for r in server.requests[start + 3 :]]
+    assert later and min(later) >= refused_at[0] + 2.9, [t - refused_at[0] for t in later]
+    assert all(s == "done" for s in states(tmp_path).values())
 
 
 def test_resume_takes_a_run_that_finished_unrecorded_as_done(tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ from rich.markup import escape
 from rich.text import Text
 
 import deepfolder
+from deepfolder.llm.rate_limit import RATE_STATE_ENV
 from deepfolder.runner.batch_summary import task_row
 from deepfolder.runner.batch_tasks import CONFIG, Batch, BatchError, TaskState, timestamp
 from deepfolder.runner.resume import RUN_RECORD
@@ -38,6 +39,8 @@ from deepfolder.runner.resume import RUN_RECORD
 STOP_GRACE_S = 10.0
 """Seconds a stopped worker gets to mark its run stopped before it is killed."""
 POLL_S = 0.2
+RATE_STATE = "rate_limit.json"
+"""The request-rate state shared by the batch's workers, in the batch directory."""
 
 
 @dataclass
@@ -114,7 +117,7 @@ class Scheduler:
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=_worker_env(),
+            env=worker_env(self.batch.dir),
             start_new_session=True,  # the task's own process group, for timeouts
             preexec_fn=self.arm,  # safe: the batch process runs no other thread
         )
@@ -310,10 +313,12 @@ def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
         os.killpg(proc.pid, sig)
 
 
-def _worker_env() -> dict[str, str]:
-    """The batch's environment, with this deepfolder first on the path and wide lines in
-    the logs (so an error message is one line)."""
+def worker_env(batch_dir: Path) -> dict[str, str]:
+    """The batch's environment, with this deepfolder first on the path, wide lines in
+    the logs (so an error message is one line), and the request rate's state file that
+    all the batch's workers share (``model.max_requests_per_minute``, Retry-After)."""
     env = dict(os.environ)
+    env[RATE_STATE_ENV] = str(batch_dir / RATE_STATE)
     here = str(Path(deepfolder.__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH")) if p)
     env["COLUMNS"] = "400"
