@@ -92,6 +92,15 @@ def build_parser() -> argparse.ArgumentParser:
         "recorded model calls are replayed, not sent again",
     )
     run.add_argument(
+        "--material-notes",
+        type=Path,
+        metavar="FILE",
+        help="a JSON list of the task's descriptions of its files ([{name, type, "
+        "description}], a benchmark's multimodal entries): a file in the folder gets its "
+        "description in the brief; one not there becomes a source of its own, cited as "
+        "the task's description, and the report says it was missing",
+    )
+    run.add_argument(
         "--force",
         action="store_true",
         help="with --resume: resume even when the settings or the folder's files changed "
@@ -225,10 +234,10 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
     run_dirs: list[Path] = []
     try:
         if args.resume is not None:
-            if args.folder is not None or args.out is not None:
+            if args.folder is not None or args.out is not None or args.material_notes:
                 raise _UserError(
-                    "--resume takes only the run directory: its folder, request and output "
-                    "directory are the run's own"
+                    "--resume takes only the run directory: its folder, request, material "
+                    "notes and output directory are the run's own"
                 )
             plan = prepare_resume(args.resume, _overrides(args), force=args.force)
             if isinstance(plan, FinishedRun):
@@ -254,6 +263,7 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
                 out=args.out,
                 console=console,
                 on_run_dir=run_dirs.append,
+                material=_material_entries(args.material_notes),
             )
     except KeyboardInterrupt:
         console.print("\n[yellow]interrupted[/]: the trace is complete up to the last step")
@@ -283,6 +293,17 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
     if result.cut_short:
         console.print("[yellow]the run was cut short; see turns.txt[/]")
     return 1 if args.strict and result.failures else 0
+
+
+def _material_entries(path: Path | None) -> list[Any]:
+    from deepfolder.agent.task_material import read_entries
+
+    if path is None:
+        return []
+    try:
+        return read_entries(path)
+    except ValueError as exc:
+        raise _UserError(str(exc)) from exc
 
 
 def _cmd_batch(args: argparse.Namespace, console: Console) -> int:

@@ -599,3 +599,24 @@ def test_what_a_worker_left_decides_the_next_attempt(tmp_path: Path) -> None:
     assert _outcome(130, odd, "timeout", "") == ("timed_out", None)
     (odd / "run.json").write_text('{"status": "finished"}', encoding="utf-8")
     assert _outcome(0, odd, "timeout", "") == ("done", None)  # finished just in time
+
+
+def test_a_tasks_multimodal_entries_reach_its_run(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from deepfolder.runner.batch_tasks import Batch, TaskState
+    from deepfolder.runner.batch_workers import Scheduler
+
+    entries = [{"name": "v.mp4", "type": "video", "description": "一段讲座"}]
+    task = TaskState("a", str(tmp_path), "写报告", "query.jsonl", False, str(tmp_path / "r"))
+    task.multimodal = entries
+    bad = TaskState("b", str(tmp_path), "写报告", "query.jsonl", False, str(tmp_path / "s"))
+    bad.multimodal = [{"type": "video"}]
+    batch = Batch(tmp_path, str(tmp_path), "query.jsonl", [], "h", "m", False, 1, None, [task])
+    scheduler = Scheduler(batch, Console(file=io.StringIO()))
+    command = scheduler._command(task, Path(task.run_dir), None)
+    notes = Path(command[command.index("--material-notes") + 1])
+    assert notes == tmp_path / "material" / "a.json"
+    assert json.loads(notes.read_text("utf-8")) == [{**entries[0]}]
+    with pytest.raises(BatchError, match='entry 1 needs a non-empty "name"'):
+        scheduler._command(bad, Path(bad.run_dir), None)

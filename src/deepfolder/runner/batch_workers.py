@@ -31,9 +31,17 @@ from rich.markup import escape
 from rich.text import Text
 
 import deepfolder
+from deepfolder.agent.task_material import MATERIAL_NOTES, parse_entries, write_entries
 from deepfolder.llm.rate_limit import RATE_STATE_ENV
 from deepfolder.runner.batch_summary import task_row
-from deepfolder.runner.batch_tasks import CONFIG, Batch, BatchError, TaskState, timestamp
+from deepfolder.runner.batch_tasks import (
+    BATCH_RECORD,
+    CONFIG,
+    Batch,
+    BatchError,
+    TaskState,
+    timestamp,
+)
 from deepfolder.runner.resume import RUN_RECORD
 
 STOP_GRACE_S = 10.0
@@ -137,11 +145,22 @@ class Scheduler:
         if run_dir.exists():
             _clear_unstarted(run_dir)
         request = [task.request] if task.pass_request else []
+        notes = []
+        if task.multimodal:  # the task's descriptions of its files
+            path = self.batch.dir / "material" / f"{task.task}.json"
+            try:
+                entries = parse_entries(task.multimodal, f"{BATCH_RECORD} task {task.task}")
+            except ValueError as exc:  # a bad multimodal entry fails its task only
+                raise BatchError(f"{exc} (its multimodal entries)") from exc
+            path.parent.mkdir(exist_ok=True)
+            write_entries(path, entries)
+            notes = ["--material-notes", str(path)]
         return [
             *run,
             task.folder,
             *request,
             *("--out", str(run_dir), "--config", str(self.batch.dir / CONFIG)),
+            *notes,
         ]
 
     def _watch(self, worker: Worker) -> None:
@@ -258,7 +277,7 @@ def _run_status(run_dir: Path) -> str | None:
     return str(data.get("status") or "running") if isinstance(data, dict) else None
 
 
-UNSTARTED = {"request.txt", "settings.json"}
+UNSTARTED = {"request.txt", "settings.json", MATERIAL_NOTES}
 """What a run writes before its ``run.json``: a directory holding only these did no work."""
 
 
