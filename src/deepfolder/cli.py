@@ -141,6 +141,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop a task after S seconds (recorded as timed out; --resume continues it)",
     )
     batch.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        help="local: worker processes on this machine (default); ray: each task a Ray "
+        "task on a cluster (pip extra `ray`; see --ray-address)",
+    )
+    batch.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="with --engine ray: the cluster to join (host:port of its head, or "
+        "ray://host:10001); default: $RAY_ADDRESS, else a local Ray instance",
+    )
+    batch.add_argument(
         "--resume",
         action="store_true",
         help="continue the batch in --out (default: the newest batch of CASES_DIR under "
@@ -325,6 +337,8 @@ def _cmd_batch(args: argparse.Namespace, console: Console) -> int:
             timeout_s=args.timeout_per_task,
             command=command,
             console=console,
+            engine=args.engine,
+            ray_address=args.ray_address,
         )
     return start_batch(
         args.cases,
@@ -335,6 +349,8 @@ def _cmd_batch(args: argparse.Namespace, console: Console) -> int:
         timeout_s=args.timeout_per_task,
         command=command,
         console=console,
+        engine=args.engine or "local",
+        ray_address=args.ray_address,
     )
 
 

@@ -52,7 +52,9 @@ def test_processes_sharing_the_state_file_share_the_pace(tmp_path: Path) -> None
     ]
     times = sorted(t for proc in procs for t in json.loads(proc.communicate(timeout=60)[0]))
     assert len(times) == 6
-    assert min(b - a for a, b in itertools.pairwise(times)) > 0.18
+    # any k gaps add up to k * 0.2 s, less the moment between a turn and its timestamp
+    for i, j in itertools.combinations(range(6), 2):
+        assert times[j] - times[i] >= (j - i) * 0.2 - 0.1, (i, j, times)
 
 
 def test_a_damaged_state_file_counts_as_no_state(tmp_path: Path) -> None:

@@ -139,29 +139,8 @@ class Scheduler:
         self.batch.save()
 
     def _command(self, task: TaskState, run_dir: Path, status: str | None) -> list[str]:
-        run = [sys.executable, "-m", "deepfolder.cli", "run"]
-        if status is not None:  # an interrupted run: its own folder, request and settings
-            return [*run, "--resume", str(run_dir)]
-        if run_dir.exists():
-            _clear_unstarted(run_dir)
-        request = [task.request] if task.pass_request else []
-        notes = []
-        if task.multimodal:  # the task's descriptions of its files
-            path = self.batch.dir / "material" / f"{task.task}.json"
-            try:
-                entries = parse_entries(task.multimodal, f"{BATCH_RECORD} task {task.task}")
-            except ValueError as exc:  # a bad multimodal entry fails its task only
-                raise BatchError(f"{exc} (its multimodal entries)") from exc
-            path.parent.mkdir(exist_ok=True)
-            write_entries(path, entries)
-            notes = ["--material-notes", str(path)]
-        return [
-            *run,
-            task.folder,
-            *request,
-            *("--out", str(run_dir), "--config", str(self.batch.dir / CONFIG)),
-            *notes,
-        ]
+        notes = write_material(task, self.batch.dir / "material" / f"{task.task}.json")
+        return run_command(task, run_dir, status, self.batch.dir / CONFIG, notes)
 
     def _watch(self, worker: Worker) -> None:
         code = worker.proc.poll()
@@ -241,7 +220,7 @@ class Scheduler:
         ended = sum(t.state in ("done", "failed", "timed_out") for t in b.tasks)
         pending = b.count("pending")
         text = (
-            f"[{ended}/{total}] done {b.count('done')} · running {len(self.running)} · "
+            f"[{ended}/{total}] done {b.count('done')} · running {len(self._started())} · "
             f"failed {b.count('failed')} · timed out {b.count('timed_out')} · "
             f"pending {pending} · ETA {self._eta(pending)}"
         )
@@ -252,8 +231,12 @@ class Scheduler:
             return "?"
         mean = sum(self.done_walls) / len(self.done_walls)
         now = time.time()
-        left = pending * mean + sum(max(0.0, mean - (now - w.started)) for w in self.running)
+        left = pending * mean + sum(max(0.0, mean - (now - t)) for t in self._started())
         return _duration(left / self.batch.jobs)
+
+    def _started(self) -> list[float]:
+        """When each running task started."""
+        return [w.started for w in self.running]
 
 
 def _duration(seconds: float) -> str:
@@ -275,6 +258,41 @@ def _run_status(run_dir: Path) -> str | None:
     except (OSError, ValueError):
         return None
     return str(data.get("status") or "running") if isinstance(data, dict) else None
+
+
+def run_command(
+    task: TaskState, run_dir: Path, status: str | None, config: Path, notes: Path | None
+) -> list[str]:
+    """The worker's command: ``run --resume`` for a run that started (``status``, from its
+    ``run.json``), else a new run into ``run_dir`` (cleared when it holds only what a run
+    writes before it starts) with the batch's ``config`` and the task's material ``notes``."""
+    run = [sys.executable, "-m", "deepfolder.cli", "run"]
+    if status is not None:  # an interrupted run: its own folder, request and settings
+        return [*run, "--resume", str(run_dir)]
+    if run_dir.exists():
+        _clear_unstarted(run_dir)
+    request = [task.request] if task.pass_request else []
+    return [
+        *run,
+        task.folder,
+        *request,
+        *("--out", str(run_dir), "--config", str(config)),
+        *(["--material-notes", str(notes)] if notes else []),
+    ]
+
+
+def write_material(task: TaskState, path: Path) -> Path | None:
+    """Write the task's ``multimodal`` entries to ``path`` for ``run --material-notes``;
+    None when it has none. A bad entry is a :class:`BatchError` (it fails that task)."""
+    if not task.multimodal:
+        return None
+    try:
+        entries = parse_entries(task.multimodal, f"{BATCH_RECORD} task {task.task}")
+    except ValueError as exc:
+        raise BatchError(f"{exc} (its multimodal entries)") from exc
+    path.parent.mkdir(exist_ok=True)
+    write_entries(path, entries)
+    return path
 
 
 UNSTARTED = {"request.txt", "settings.json", MATERIAL_NOTES}
