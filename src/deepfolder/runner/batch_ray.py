@@ -175,7 +175,7 @@ class RayScheduler(Scheduler):
             "batch_dir": str(self.batch.dir),
             "token": token,
             "config": (self.batch.dir / CONFIG).read_bytes(),
-            "run_archive": pack(run_dir) if run_dir.exists() else None,
+            "run_archive": _pack_if_small(run_dir),
             "timeout_s": self.batch.timeout_per_task_s,
             "grace_s": self.grace_s,
         }
@@ -241,6 +241,17 @@ class RayScheduler(Scheduler):
 
     def _started(self) -> list[float]:
         return [w.started for w in self.in_flight]
+
+
+def _pack_if_small(run_dir: Path) -> bytes | None:
+    """The run so far, for a node without the batch directory; None when there is none
+    or it is too large to send (such a node then starts the task anew)."""
+    if not run_dir.exists():
+        return None
+    try:
+        return pack(run_dir)
+    except BatchError:
+        return None
 
 
 def _task_fields(task: TaskState) -> dict[str, Any]:
