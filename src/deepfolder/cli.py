@@ -98,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="a JSON list of the task's descriptions of its files ([{name, type, "
         "description}], a benchmark's multimodal entries): a file in the folder gets its "
         "description in the brief; one not there becomes a source of its own, cited as "
-        "the task's description, and the report says it was missing",
+        "the task's description, and the report says it was missing (default: the "
+        "multimodal entries of the query.jsonl line the request comes from)",
     )
     run.add_argument(
         "--force",
@@ -307,11 +308,11 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
     return 1 if args.strict and result.failures else 0
 
 
-def _material_entries(path: Path | None) -> list[Any]:
+def _material_entries(path: Path | None) -> list[Any] | None:
     from deepfolder.agent.task_material import read_entries
 
     if path is None:
-        return []
+        return None  # the run may find them itself, beside its request in query.jsonl
     try:
         return read_entries(path)
     except ValueError as exc:

@@ -136,3 +136,24 @@ def test_run_takes_the_entries_from_a_file_and_refuses_a_bad_one(
     assert 'entry 1 needs a non-empty "name"' in " ".join(capsys.readouterr().err.split())
     code = main(["run", "--resume", str(tmp_path), "--material-notes", str(bad)])
     assert code == 2
+
+
+def test_a_request_from_query_jsonl_brings_its_multimodal_entries(tmp_path: Path) -> None:
+    folder = make_folder(tmp_path)
+    line = {"task": "case", "query": REQUEST, "multimodal": ENTRIES[1:2]}
+    (tmp_path / "query.jsonl").write_text(json.dumps(line, ensure_ascii=False), encoding="utf-8")
+    agent = CitingAgent()
+    out = tmp_path / "run"
+    run_task(folder, None, settings(tmp_path), out=out, model=FunctionModel(agent))
+    assert "- lecture.mp4 (不在文件夹中)" in agent.task
+    kept = json.loads((out / "material_notes.json").read_text(encoding="utf-8"))
+    assert [e["name"] for e in kept] == ["lecture.mp4"]
+    settings_json = json.loads((out / "settings.json").read_text(encoding="utf-8"))
+    assert settings_json["request_from"].endswith("query.jsonl (task case)")
+
+    bad = {"task": "case", "query": REQUEST, "multimodal": [{"type": "video"}]}
+    (tmp_path / "query.jsonl").write_text(json.dumps(bad), encoding="utf-8")
+    from deepfolder.runner.request import RunSetupError
+
+    with pytest.raises(RunSetupError, match="its multimodal entries"):
+        run_task(folder, None, settings(tmp_path), out=tmp_path / "r2", model=FunctionModel(agent))

@@ -38,6 +38,7 @@ from deepfolder.agent.task_material import (
     MaterialEntry,
     absent_notes,
     apply_entries,
+    parse_entries,
     read_entries,
     write_entries,
 )
@@ -53,7 +54,12 @@ from deepfolder.records import Evidence, FinalAnswerStep, NoteStep, Step, TaskSt
 from deepfolder.report.render import finalize_markdown, markdown_to_html, title_of
 from deepfolder.request_model import RequestConstraints, parse_request
 from deepfolder.runner.outputs import comparison_text, write_json, write_text
-from deepfolder.runner.request import RunSetupError, choose_run_dir, resolve_request
+from deepfolder.runner.request import (
+    RunSetupError,
+    choose_run_dir,
+    query_jsonl_material,
+    resolve_request,
+)
 from deepfolder.runner.resume import (
     ResumePlan,
     mark_finished,
@@ -101,7 +107,9 @@ def open_run(
 ) -> RunSetup:
     """Resolve the request and the model, then write a new run directory, or take the
     interrupted run's own (``resume``: folder, request and settings come from the plan;
-    the task's ``material`` entries from its ``material_notes.json``).
+    the task's ``material`` entries from its ``material_notes.json``). Without
+    ``material``, a request found in a ``query.jsonl`` line brings that line's
+    ``multimodal`` entries.
     Raises :class:`RunSetupError` naming what to fix."""
     if resume is not None:
         folder, request, settings = resume.folder, resume.request, resume.settings
@@ -109,6 +117,8 @@ def open_run(
     if not folder.is_dir():
         raise RunSetupError(f"{folder} is not a folder; give the folder that holds the materials")
     request_text, request_origin = resolve_request(folder, request)
+    if material is None and request_origin.endswith(f"(task {folder.name})"):
+        material = _jsonl_material(folder)  # the benchmark's line may describe files
     if model is None:  # before any work, so a missing key or package fails at once
         from deepfolder.llm.registry import create_chat_model
 
@@ -174,6 +184,14 @@ def prepare(setup: RunSetup, vision: ChatModel | None) -> RunSession:
         absent_notes=absent_notes(absent, constraints.language),
     )
     return RunSession(setup, corpus, state, policy, recorder, summary)
+
+
+def _jsonl_material(folder: Path) -> list[MaterialEntry]:
+    jsonl = folder.parent / "query.jsonl"
+    try:
+        return parse_entries(query_jsonl_material(folder), f"{jsonl} (task {folder.name})")
+    except ValueError as exc:
+        raise RunSetupError(f"{exc} (its multimodal entries)") from exc
 
 
 def _material_entries(run_dir: Path) -> list[MaterialEntry]:
