@@ -30,9 +30,12 @@ Tasks that share a folder share its index: the index cache is keyed by the folde
 the ingest settings, and the ingest lock (:mod:`deepfolder.ingest.lock`) makes a second
 worker wait for the first one's ingest and then find every file cached.
 
+``--engine ray`` runs each task as a Ray task on a cluster instead (:mod:`.batch_ray`);
+``batch.json`` records the engine, and ``--resume`` keeps it unless told otherwise.
+
 Here: starting and resuming a batch. The tasks and ``batch.json``:
-:mod:`.batch_tasks`; the worker processes: :mod:`.batch_workers`; the summary:
-:mod:`.batch_summary`.
+:mod:`.batch_tasks`; the worker processes: :mod:`.batch_workers`; the Ray engine:
+:mod:`.batch_ray`; the summary: :mod:`.batch_summary`.
 """
 
 from __future__ import annotations
