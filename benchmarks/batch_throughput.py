@@ -133,6 +133,7 @@ def env() -> dict[str, str]:
     out["PYTHONPATH"] = str(REPO / "src")
     out["DEEPFOLDER_ALLOW_MODEL_REQUESTS"] = "1"
     out["NO_COLOR"] = "1"
+    out["RAY_AUTH_MODE"] = "disabled"  # the cluster this script starts, on 127.0.0.1
     return out
 
 
@@ -172,15 +173,17 @@ def run_batch(
     }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports (held open together, so none is given twice)."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
 
 
 @contextlib.contextmanager
 def ray_cluster(cpus: int, log_path: Path) -> Any:
-    port = free_port()
     flags = [
         "--ray-client-server-port",
         "--dashboard-agent-listen-port",
@@ -190,12 +193,13 @@ def ray_cluster(cpus: int, log_path: Path) -> Any:
         "--node-manager-port",
         "--object-manager-port",
     ]
+    port, *others = free_ports(len(flags) + 1)
     command = [
         *(str(Path(sys.executable).parent / "ray"), "start", "--head", "--block"),
         *("--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", str(cpus)),
         *("--include-dashboard", "false", "--disable-usage-stats"),
         *("--object-store-memory", str(200 * 2**20)),
-        *(x for flag in flags for x in (flag, str(free_port()))),
+        *(x for flag, free in zip(flags, others, strict=True) for x in (flag, str(free))),
     ]
     with log_path.open("wb") as log:
         proc = subprocess.Popen(

@@ -628,10 +628,13 @@ def test_a_tasks_multimodal_entries_reach_its_run(tmp_path: Path) -> None:
 
 
 # -- the Ray engine -------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports (held open together, so none is given twice)."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
 
 
 @pytest.fixture(scope="module")
@@ -639,18 +642,27 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real local Ray cluster (head only, 2 CPUs) on 127.0.0.1; its address.
 
     Started with ``--block`` in a session of its own and stopped by signalling that
-    process group (``ray stop`` would stop every Ray cluster of the machine)."""
+    process group (``ray stop`` would stop every Ray cluster of the machine). Token
+    authentication is off for the cluster and the batches (a ``~/.ray/auth_token`` left
+    by another Ray would otherwise turn it on for one side only)."""
     pytest.importorskip("ray")
-    port = free_port()
-    ports = {
-        "--ray-client-server-port": free_port(),
-        "--dashboard-agent-listen-port": free_port(),
-        "--dashboard-agent-grpc-port": free_port(),
-        "--runtime-env-agent-port": free_port(),
-        "--metrics-export-port": free_port(),
-        "--node-manager-port": free_port(),
-        "--object-manager-port": free_port(),
-    }
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RAY_AUTH_MODE", "disabled")
+        yield from _start_ray_cluster(tmp_path_factory)
+
+
+def _start_ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    flags = [
+        "--ray-client-server-port",
+        "--dashboard-agent-listen-port",
+        "--dashboard-agent-grpc-port",
+        "--runtime-env-agent-port",
+        "--metrics-export-port",
+        "--node-manager-port",
+        "--object-manager-port",
+    ]
+    port, *others = free_ports(len(flags) + 1)
+    ports = dict(zip(flags, others, strict=True))
     log = (tmp_path_factory.mktemp("ray") / "ray.log").open("wb")
     command = [
         *(str(Path(sys.executable).parent / "ray"), "start", "--head", "--block"),
@@ -753,6 +765,40 @@ def test_a_ray_worker_killed_mid_task_is_retried_and_resends_nothing(
     assert recorded, "the first attempt recorded no model call before the kill"
     sent_after = Counter(server.prompts(start + 2))
     assert not sent_after & Counter(recorded), "a recorded call was re-sent"
+
+
+@pytest.mark.reliability
+def test_ctrl_c_of_a_ray_batch_stops_its_tasks_and_resume_finishes(
+    tmp_path: Path, server: ScriptedServer, ray_cluster: str
+) -> None:
+    make_cases(tmp_path, {"t1": "park"})
+    asked = threading.Event()
+    release = threading.Event()
+
+    def hold(n: int, body: dict[str, Any]) -> bool:
+        asked.set()
+        release.wait(120)
+        return False
+
+    server.on_request = hold
+    try:
+        proc = start_batch(tmp_path, server, "--engine", "ray", "--ray-address", ray_cluster)
+        assert asked.wait(120)
+        proc.send_signal(signal.SIGINT)
+        code, _, err = finish(proc)
+    finally:
+        server.on_request = None
+        release.set()
+    assert code == 130, err
+    task = batch_record(tmp_path)["tasks"][0]
+    assert task["state"] == "interrupted"
+    run = json.loads((tmp_path / "batch/runs/t1/run.json").read_text("utf-8"))
+    assert run["status"] == "stopped"  # the cancelled Ray task gave its run SIGINT
+
+    resumed = resume_batch(tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert states(tmp_path) == {"t1": "done"}
+    assert batch_record(tmp_path)["engine"] == "ray"  # resumed on the engine it ran on
 
 
 def test_a_ray_task_without_shared_storage_sends_its_run_back(

@@ -221,17 +221,22 @@ class RayScheduler(Scheduler):
         self._end(task, state, reason)
 
     def _cancel_all(self, ray: Any) -> None:
-        """Ctrl-C: ask every task to stop (its run gets SIGINT and marks itself stopped),
-        then force what is left after the grace period; record them interrupted."""
+        """Ctrl-C: cancel every task without force (its run gets SIGINT and marks itself
+        stopped), wait for the runs to say so (Ray reports a task cancelled at once, and
+        would kill its worker with the driver), then force what is left; record them."""
         for worker in self.in_flight:
             worker.stop = "interrupt"
             ray.cancel(worker.ref, force=False)
         deadline = time.time() + self.grace_s + 5
-        while self.in_flight and time.time() < deadline:
-            ready, _ = ray.wait([w.ref for w in self.in_flight], num_returns=1, timeout=POLL_S)
-            for worker in [w for w in self.in_flight if w.ref in ready]:
-                self._collect(ray, worker)
+        while time.time() < deadline and any(
+            _run_status(Path(w.task.run_dir)) == "running" for w in self.in_flight
+        ):
+            time.sleep(POLL_S)
         for worker in list(self.in_flight):
+            ready, _ = ray.wait([worker.ref], num_returns=1, timeout=0)
+            if ready:
+                self._collect(ray, worker)
+                continue
             with contextlib.suppress(Exception):
                 ray.cancel(worker.ref, force=True)
             self.in_flight.remove(worker)
@@ -318,16 +323,22 @@ def _reads_token(batch_dir: Path, token: str) -> bool:
     return isinstance(data, dict) and data.get("token") == token
 
 
-DIE_WITH_PARENT = (
+CHILD_START = (
     "import ctypes, os, signal, sys\n"
-    "ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)\n"
-    "if os.getppid() != int(sys.argv[1]):\n"
-    "    os._exit(137)\n"
+    "signal.signal(signal.SIGINT, signal.SIG_DFL)\n"
+    "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})\n"
+    "if sys.platform.startswith('linux'):\n"
+    "    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)\n"
+    "    if os.getppid() != int(sys.argv[1]):\n"
+    "        os._exit(137)\n"
     "os.execv(sys.argv[2], sys.argv[2:])\n"
 )
-"""Arms ``PR_SET_PDEATHSIG`` in the child itself, then becomes the run (a Ray worker has
-threads, so no pre-exec hook): a killed Ray worker takes its run with it, and the retry
-never finds the old attempt still writing."""
+"""Run in the child before it becomes the run (a Ray worker has threads, so no pre-exec
+hook). It restores SIGINT's default and unblocks it: a Ray worker blocks SIGINT, a
+child inherits the signal mask through exec, and a run that never receives SIGINT
+cannot be stopped gracefully by a timeout or a cancellation (it would be killed). On Linux it
+arms ``PR_SET_PDEATHSIG``: a killed Ray worker takes its run with it, and the retry never
+finds the old attempt still writing."""
 
 
 def run_child(
@@ -337,8 +348,7 @@ def run_child(
     gets SIGINT, then SIGKILL after ``grace_s``. A cancellation of the Ray task
     (KeyboardInterrupt here) stops it the same way. The exit status and why it was
     stopped."""
-    if sys.platform.startswith("linux"):
-        command = [sys.executable, "-c", DIE_WITH_PARENT, str(os.getpid()), *command]
+    command = [sys.executable, "-c", CHILD_START, str(os.getpid()), *command]
     proc = subprocess.Popen(
         command,
         stdin=subprocess.DEVNULL,
