@@ -867,3 +867,20 @@ def test_the_ray_engine_without_ray_names_the_extra(
     assert not out.exists()  # refused before any work
     assert main(["batch", str(cases), "--out", str(tmp_path / "b2"), "--ray-address", "x"]) == 2
     assert "--ray-address goes with --engine ray" in " ".join(capsys.readouterr().err.split())
+
+
+def test_ray_task_resources_fit_the_largest_node() -> None:
+    from deepfolder.runner.batch_ray import fit_to_nodes
+
+    gib = 2**30
+    nodes = [
+        {"Alive": True, "Resources": {"CPU": 2.0, "memory": 8.0 * gib}},
+        {"Alive": False, "Resources": {"CPU": 64.0, "memory": 512.0 * gib}},
+    ]
+    assert fit_to_nodes({"num_cpus": 4, "memory": 3 * gib}, nodes) == {
+        "num_cpus": 2.0,
+        "memory": 3 * gib,
+    }
+    assert fit_to_nodes({"num_cpus": 1, "memory": gib}, nodes) == {"num_cpus": 1, "memory": gib}
+    with pytest.raises(BatchError, match=re.escape("needs 16.0 GiB of memory")):
+        fit_to_nodes({"num_cpus": 1, "memory": 16 * gib}, nodes)

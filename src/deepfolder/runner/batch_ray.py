@@ -92,6 +92,23 @@ def task_resources(
     return {"num_cpus": 1, "memory": int(ENDPOINT_MEMORY_GIB * 2**30)}
 
 
+def fit_to_nodes(resources: dict[str, Any], nodes: list[dict[str, Any]]) -> dict[str, Any]:
+    """The task's resources, its CPUs lowered to the largest node's (a task no node can
+    hold would wait forever); a :class:`BatchError` when no node has its memory."""
+    alive = [n.get("Resources") or {} for n in nodes if n.get("Alive")]
+    cpus = max((r.get("CPU", 0) for r in alive), default=0)
+    memory = max((r.get("memory", 0) for r in alive), default=0)
+    if alive and memory and resources["memory"] > memory:
+        raise BatchError(
+            f"each task needs {resources['memory'] / 2**30:.1f} GiB of memory and the "
+            f"largest node of the Ray cluster offers {memory / 2**30:.1f} GiB; add a larger "
+            "node or use the local engine"
+        )
+    if cpus and resources["num_cpus"] > cpus:
+        return {**resources, "num_cpus": cpus}
+    return resources
+
+
 @dataclass
 class RayWorker:
     task: TaskState
@@ -133,6 +150,11 @@ class RayScheduler(Scheduler):
             configure_logging=False,
             **local,
         )
+        try:
+            self.resources = fit_to_nodes(self.resources, ray.nodes())
+        except BatchError:
+            ray.shutdown()
+            raise
         remote = ray.remote(run_on_node).options(
             max_retries=1, retry_exceptions=False, **self.resources
         )
