@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-EXTRAS="local,media,analysis,dense,rerank-en,qdrant,milvus,mcp,serve"
+EXTRAS="local,media,analysis,dense,rerank-en,qdrant,milvus,mcp,serve,ray"
 if [[ "${1:-}" == "--dev" ]]; then EXTRAS="$EXTRAS,dev"; fi
 
 # System parts from Debian: ffmpeg (audio/video), CJK fonts (charts, demo PDF),

@@ -5,8 +5,9 @@ Each reply is computed from the request by ``reply(body) -> completion dict`` (s
 resumed run gets the same answers as an uninterrupted one), and every request is logged
 in order, with the hash the trace records for its messages (``prompt_sha256``), to
 ``requests`` and to a JSONL file. ``on_request(n, body)`` runs before the reply to
-request ``n`` (1-based) and may stop the client (kill it) or return False to leave the
-request unanswered. ``down`` makes every request fail with HTTP 503 (an endpoint that
+request ``n`` (1-based) and may stop the client (kill it), return False to leave the
+request unanswered, or return a :class:`Refusal` to answer with its status and headers
+(a 429 with ``Retry-After``). Each logged request has the time it arrived (``at``). ``down`` makes every request fail with HTTP 503 (an endpoint that
 stays down).
 """
 
@@ -15,7 +16,9 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
@@ -45,6 +48,14 @@ def tool_call(name: str, arguments: dict[str, Any], call_id: str) -> dict[str, A
     }
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """An error reply an ``on_request`` hook sends instead of the scripted one."""
+
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+
+
 class ScriptedServer(LoopbackServer):
     def __init__(
         self,
@@ -54,7 +65,7 @@ class ScriptedServer(LoopbackServer):
         self.reply = reply
         self.log_path = log_path
         self.requests: list[dict[str, Any]] = []
-        self.on_request: Callable[[int, dict[str, Any]], bool | None] | None = None
+        self.on_request: Callable[[int, dict[str, Any]], bool | Refusal | None] | None = None
         self.down = False
         self._lock = threading.Lock()
         outer = self
@@ -68,22 +79,27 @@ class ScriptedServer(LoopbackServer):
                 body = json.loads(self.rfile.read(length) or b"{}")
                 n = outer._log(body)
                 hook = outer.on_request
-                if hook is not None and hook(n, body) is False:
+                verdict = hook(n, body) if hook is not None else None
+                if verdict is False:
                     return  # left unanswered: the client was stopped
+                if isinstance(verdict, Refusal):
+                    message = {"error": {"message": f"HTTP {verdict.status} (scripted)"}}
+                    self._send(verdict.status, message, verdict.headers)
+                    return
                 if outer.down:
                     self._send(503, {"error": {"message": "endpoint down (scripted)"}})
                     return
                 self._send(200, outer.reply(body))
 
-            def _send(self, status: int, body: Any) -> None:
-                send_json(self, status, json.dumps(body, ensure_ascii=False).encode())
+            def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+                send_json(self, status, json.dumps(body, ensure_ascii=False).encode(), headers)
 
         self._serve(Handler)
 
     def _log(self, body: dict[str, Any]) -> int:
         entry = {"prompt_sha256": prompt_hash(body.get("messages") or []), "down": self.down}
         with self._lock:
-            self.requests.append({**entry, "body": body})
+            self.requests.append({**entry, "body": body, "at": time.time()})
             with self.log_path.open("a", encoding="utf-8") as fh:
                 fh.write(json.dumps(entry) + "\n")
             return len(self.requests)

@@ -92,6 +92,16 @@ def build_parser() -> argparse.ArgumentParser:
         "recorded model calls are replayed, not sent again",
     )
     run.add_argument(
+        "--material-notes",
+        type=Path,
+        metavar="FILE",
+        help="a JSON list of the task's descriptions of its files ([{name, type, "
+        "description}], a benchmark's multimodal entries): a file in the folder gets its "
+        "description in the brief; one not there becomes a source of its own, cited as "
+        "the task's description, and the report says it was missing (default: the "
+        "multimodal entries of the query.jsonl line the request comes from)",
+    )
+    run.add_argument(
         "--force",
         action="store_true",
         help="with --resume: resume even when the settings or the folder's files changed "
@@ -130,6 +140,18 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         metavar="S",
         help="stop a task after S seconds (recorded as timed out; --resume continues it)",
+    )
+    batch.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        help="local: worker processes on this machine (default); ray: each task a Ray "
+        "task on a cluster (pip extra `ray`; see --ray-address)",
+    )
+    batch.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="with --engine ray: the cluster to join (host:port of its head, or "
+        "ray://host:10001); default: $RAY_ADDRESS, else a local Ray instance",
     )
     batch.add_argument(
         "--resume",
@@ -259,10 +281,10 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
     run_dirs: list[Path] = []
     try:
         if args.resume is not None:
-            if args.folder is not None or args.out is not None:
+            if args.folder is not None or args.out is not None or args.material_notes:
                 raise _UserError(
-                    "--resume takes only the run directory: its folder, request and output "
-                    "directory are the run's own"
+                    "--resume takes only the run directory: its folder, request, material "
+                    "notes and output directory are the run's own"
                 )
             plan = prepare_resume(args.resume, _overrides(args), force=args.force)
             if isinstance(plan, FinishedRun):
@@ -288,6 +310,7 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
                 out=args.out,
                 console=console,
                 on_run_dir=run_dirs.append,
+                material=_material_entries(args.material_notes),
             )
     except KeyboardInterrupt:
         console.print("\n[yellow]interrupted[/]: the trace is complete up to the last step")
@@ -319,6 +342,17 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
     return 1 if args.strict and result.failures else 0
 
 
+def _material_entries(path: Path | None) -> list[Any] | None:
+    from deepfolder.agent.task_material import read_entries
+
+    if path is None:
+        return None  # the run may find them itself, beside its request in query.jsonl
+    try:
+        return read_entries(path)
+    except ValueError as exc:
+        raise _UserError(str(exc)) from exc
+
+
 def _cmd_batch(args: argparse.Namespace, console: Console) -> int:
     from deepfolder.runner.batch import resume_batch, start_batch
 
@@ -338,6 +372,8 @@ def _cmd_batch(args: argparse.Namespace, console: Console) -> int:
             timeout_s=args.timeout_per_task,
             command=command,
             console=console,
+            engine=args.engine,
+            ray_address=args.ray_address,
         )
     return start_batch(
         args.cases,
@@ -348,6 +384,8 @@ def _cmd_batch(args: argparse.Namespace, console: Console) -> int:
         timeout_s=args.timeout_per_task,
         command=command,
         console=console,
+        engine=args.engine or "local",
+        ray_address=args.ray_address,
     )
 
 

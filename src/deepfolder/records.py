@@ -61,7 +61,7 @@ class Source:
     kind: str
     """pdf, docx, pptx, sheet, image, audio, video, text, markdown, html, json,
     article, figure (made by the run), analysis (a computed result), mcp (a tool result
-    of an MCP server)."""
+    of an MCP server), supplied (a file the task describes that the folder lacks)."""
     title: str = ""
     url: str | None = None
     article: int | None = None
@@ -156,6 +156,14 @@ def readable_call(call: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 2] + "…)"
 
 
+SUPPLIED_DESCRIPTION = "description supplied with the task"
+"""The locator section of a description a task gave of a file (a benchmark's
+``multimodal`` entry): cited as the task's description, never as the file's content."""
+SUPPLIED_KIND = "supplied"
+"""The source kind of a described file that is not in the folder: the description is
+all there is of it."""
+
+
 def make_evidence_id(source_id: str, locator: Locator, text: str) -> str:
     return "E" + short_hash(source_id, locator.to_dict(), text, length=8)
 
@@ -215,6 +223,14 @@ class Evidence:
         """Readable citation body, e.g. ``paper.pdf, p. 5`` or
         ``long_context: "标题", chunk 2``."""
         loc = self.segment.locator
+        if loc.section == SUPPLIED_DESCRIPTION:  # the task's words, never the file's
+            zh = language.startswith("zh")
+            absent = self.source.kind == SUPPLIED_KIND
+            if zh:
+                where = "文件不在文件夹中；" if absent else ""
+                return f"{self.source.display_name}（{where}任务提供的描述）"
+            where = "not in the folder; " if absent else ""
+            return f"{self.source.display_name} ({where}description supplied with the task)"
         if self.source.kind == "article":
             collection = self.source.display_name.removesuffix(".json")
             title = self.source.title or f"#{self.source.article}"

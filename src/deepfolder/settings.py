@@ -66,6 +66,13 @@ class ModelSettings(BaseModel):
         description="Retries on 429, 5xx, timeouts and malformed 200 replies, with backoff; "
         "then the run stops with a model error (exit 3).",
     )
+    max_requests_per_minute: float | None = Field(
+        None,
+        gt=0,
+        description="Most requests per minute sent to the endpoint (chat and vision "
+        "models), spaced evenly; in a batch the workers share it, and a Retry-After one "
+        "of them gets holds them all. None: no limit.",
+    )
     price_input_per_mtok: float | None = Field(
         None, description="Price in USD per million input tokens (overrides the built-in table)."
     )
@@ -413,6 +420,8 @@ OTHER_ENV_VARS: dict[str, str] = {
     "usual variable is set.",
     "DEEPFOLDER_ALLOW_MODEL_REQUESTS": "`0` refuses every remote model request (the test "
     "suite sets it).",
+    "DEEPFOLDER_RATE_LIMIT_FILE": "the request-rate state shared by a batch's workers "
+    "(set by `deepfolder batch`; see `model.max_requests_per_minute`).",
     "DEEPFOLDER_TEST_DATA": "the test suite's shared material (default `../shared/data`).",
     "DEEPFOLDER_TEST_QDRANT_URL": "a Qdrant server the index tests also run against.",
     "DEEPFOLDER_MCP_TOKEN": "the bearer token `deepfolder mcp --transport http` requires "

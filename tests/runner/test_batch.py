@@ -8,11 +8,15 @@ folder never ingest it at the same time.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import itertools
 import json
+import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -27,7 +31,7 @@ import pytest
 from deepfolder.ingest.lock import ingest_lock
 from deepfolder.ingest.pipeline import index_dir_for
 from deepfolder.runner.batch_tasks import BatchError, discover_tasks
-from scripted_server import ScriptedServer, completion, subprocess_env, tool_call
+from scripted_server import Refusal, ScriptedServer, completion, subprocess_env, tool_call
 
 TOPICS = {
     "library": (
@@ -466,6 +470,63 @@ def test_ctrl_c_stops_the_workers_and_resume_finishes(
     assert states(tmp_path) == {"t1": "done"}
 
 
+def request_times(server: ScriptedServer, start: int) -> list[float]:
+    return sorted(r["at"] for r in server.requests[start:])
+
+
+@pytest.mark.reliability
+def test_the_workers_share_the_request_rate(tmp_path: Path, server: ScriptedServer) -> None:
+    make_cases(tmp_path, {"t1": "library", "t2": "park", "t3": "bus"})
+    config = {"model": {"max_retries": 1, "timeout_s": 30, "max_requests_per_minute": 120}}
+    (tmp_path / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    start = len(server.requests)
+    code, _, err = finish(start_batch(tmp_path, server, "--jobs", "3"))
+    assert code == 0, err
+    times = request_times(server, start)
+    assert len(times) >= 9  # three tasks, each searching, writing and having it judged
+    # 120 a minute: one request every 0.5 s across all three workers. The arrival times
+    # jitter by what building and sending a request takes on a busy machine, so any k
+    # consecutive gaps add up to k * 0.5 s less that jitter (without the limit, the
+    # three workers' requests arrive within milliseconds of each other)
+    for i, j in itertools.combinations(range(len(times)), 2):
+        assert times[j] - times[i] >= (j - i) * 0.5 - 0.3, (i, j, times[j] - times[i])
+    assert (tmp_path / "batch" / "rate_limit.json").exists()
+
+
+@pytest.mark.reliability
+def test_a_retry_after_one_worker_gets_holds_every_worker(
+    tmp_path: Path, server: ScriptedServer
+) -> None:
+    make_cases(tmp_path, {"t1": "library", "t2": "park", "t3": "bus"})
+    first_three = threading.Barrier(3)
+    refused_at: list[float] = []
+
+    def throttle(n: int, body: dict[str, Any]) -> bool | Refusal:
+        if len(refused_at) or n - start > 3:
+            return True
+        try:  # the first request of each worker: all three are waiting for an answer
+            first_three.wait(60)
+        except threading.BrokenBarrierError:
+            return True
+        if n - start == 1:
+            refused_at.append(time.time())
+            return Refusal(429, {"retry-after": "3"})
+        time.sleep(0.5)  # the refused worker records the hold before the others go on
+        return True
+
+    start = len(server.requests)
+    server.on_request = throttle
+    try:
+        code, _, err = finish(start_batch(tmp_path, server, "--jobs", "3"))
+    finally:
+        server.on_request = None
+    assert code == 0, err
+    assert refused_at, "the three workers never had a request waiting at once"
+    later = [r["at"] for r in server.requests[start + 3 :]]
+    assert later and min(later) >= refused_at[0] + 2.9, [t - refused_at[0] for t in later]
+    assert all(s == "done" for s in states(tmp_path).values())
+
+
 def test_resume_takes_a_run_that_finished_unrecorded_as_done(tmp_path: Path) -> None:
     """The batch died after a worker finished its run but before batch.json said so."""
     from rich.console import Console
@@ -543,3 +604,283 @@ def test_what_a_worker_left_decides_the_next_attempt(tmp_path: Path) -> None:
     assert _outcome(130, odd, "timeout", "") == ("timed_out", None)
     (odd / "run.json").write_text('{"status": "finished"}', encoding="utf-8")
     assert _outcome(0, odd, "timeout", "") == ("done", None)  # finished just in time
+
+
+def test_a_tasks_multimodal_entries_reach_its_run(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from deepfolder.runner.batch_tasks import Batch, TaskState
+    from deepfolder.runner.batch_workers import Scheduler
+
+    entries = [{"name": "v.mp4", "type": "video", "description": "一段讲座"}]
+    task = TaskState("a", str(tmp_path), "写报告", "query.jsonl", False, str(tmp_path / "r"))
+    task.multimodal = entries
+    bad = TaskState("b", str(tmp_path), "写报告", "query.jsonl", False, str(tmp_path / "s"))
+    bad.multimodal = [{"type": "video"}]
+    batch = Batch(tmp_path, str(tmp_path), "query.jsonl", [], "h", "m", False, 1, None, [task])
+    scheduler = Scheduler(batch, Console(file=io.StringIO()))
+    command = scheduler._command(task, Path(task.run_dir), None)
+    notes = Path(command[command.index("--material-notes") + 1])
+    assert notes == tmp_path / "material" / "a.json"
+    assert json.loads(notes.read_text("utf-8")) == [{**entries[0]}]
+    with pytest.raises(BatchError, match='entry 1 needs a non-empty "name"'):
+        scheduler._command(bad, Path(bad.run_dir), None)
+
+
+# -- the Ray engine -------------------------------------------------------------------------
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports (held open together, so none is given twice)."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real local Ray cluster (head only, 2 CPUs) on 127.0.0.1; its address.
+
+    Started with ``--block`` in a session of its own and stopped by signalling that
+    process group (``ray stop`` would stop every Ray cluster of the machine). Token
+    authentication is off for the cluster and the batches (a ``~/.ray/auth_token`` left
+    by another Ray would otherwise turn it on for one side only)."""
+    pytest.importorskip("ray")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RAY_AUTH_MODE", "disabled")
+        yield from _start_ray_cluster(tmp_path_factory)
+
+
+def _start_ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    flags = [
+        "--ray-client-server-port",
+        "--dashboard-agent-listen-port",
+        "--dashboard-agent-grpc-port",
+        "--runtime-env-agent-port",
+        "--metrics-export-port",
+        "--node-manager-port",
+        "--object-manager-port",
+    ]
+    port, *others = free_ports(len(flags) + 1)
+    ports = dict(zip(flags, others, strict=True))
+    log = (tmp_path_factory.mktemp("ray") / "ray.log").open("wb")
+    command = [
+        *(str(Path(sys.executable).parent / "ray"), "start", "--head", "--block"),
+        *("--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "2"),
+        *("--include-dashboard", "false", "--disable-usage-stats"),
+        *("--object-store-memory", str(200 * 2**20)),
+        *(x for kv in ports.items() for x in (kv[0], str(kv[1]))),
+    ]
+    proc = subprocess.Popen(
+        command, env=subprocess_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    address = f"127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert proc.poll() is None, "ray start exited; see its log"
+            time.sleep(0.5)
+        time.sleep(3)  # the raylet registers after the GCS listens
+        yield address
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+        log.close()
+
+
+@pytest.mark.reliability
+def test_the_ray_engine_runs_every_task_on_the_cluster(
+    tmp_path: Path, server: ScriptedServer, ray_cluster: str
+) -> None:
+    make_cases(tmp_path, {"t1": "library", "t2": "park", "t3": "bus"})
+    code, _, err = finish(
+        start_batch(
+            tmp_path, server, "--engine", "ray", "--ray-address", ray_cluster, "--jobs", "2"
+        )
+    )
+    assert code == 0, err
+    record = batch_record(tmp_path)
+    assert record["engine"] == "ray" and record["ray_address"] == ray_cluster
+    assert [(t["task"], t["state"], t["attempts"]) for t in record["tasks"]] == [
+        ("t1", "done", 1),
+        ("t2", "done", 1),
+        ("t3", "done", 1),
+    ]
+    for task in ("t1", "t2", "t3"):
+        assert (tmp_path / "batch" / "runs" / task / "report.md").exists()
+        log = (tmp_path / "batch" / "logs" / f"{task}.log").read_text("utf-8")
+        assert "== attempt on ray (" in log  # written on the node, in place: storage is shared
+    summary = json.loads((tmp_path / "batch" / "summary.json").read_text("utf-8"))
+    assert summary["totals"]["states"] == {"done": 3}
+    assert "on Ray (" in " ".join(err.split())
+
+
+@pytest.mark.reliability
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_ray_worker_killed_mid_task_is_retried_and_resends_nothing(
+    tmp_path: Path, server: ScriptedServer, ray_cluster: str
+) -> None:
+    make_cases(tmp_path, {"t1": "park"})
+    log_path = tmp_path / "batch" / "logs" / "t1.log"
+    seen: list[int] = []
+    killed: list[int] = []
+    runs = tmp_path / "batch" / "runs"
+
+    def kill_worker(n: int, body: dict[str, Any]) -> bool:
+        seen.append(n)
+        if len(seen) != 2:
+            return True
+        worker = int(re.findall(r"ray worker pid (\d+)", log_path.read_text("utf-8"))[0])
+        recorded.extend(trace_prompts(runs / "t1"))
+        os.kill(worker, signal.SIGKILL)
+        killed.append(worker)
+        return False
+
+    recorded: list[str] = []
+    start = len(server.requests)
+    server.on_request = kill_worker
+    try:
+        code, _, err = finish(
+            start_batch(tmp_path, server, "--engine", "ray", "--ray-address", ray_cluster)
+        )
+    finally:
+        server.on_request = None
+    assert killed and code == 0, err
+    task = batch_record(tmp_path)["tasks"][0]
+    assert task["state"] == "done"
+    log = log_path.read_text("utf-8")
+    attempts = re.findall(
+        r"== attempt on ray \(.*?ray worker pid (\d+)\).*?: (deepfolder run .*)", log
+    )
+    assert len(attempts) == 2 and int(attempts[0][0]) == killed[0] != int(attempts[1][0])
+    assert attempts[1][1].startswith(f"deepfolder run --resume {runs / 't1'}")
+    assert recorded, "the first attempt recorded no model call before the kill"
+    sent_after = Counter(server.prompts(start + 2))
+    assert not sent_after & Counter(recorded), "a recorded call was re-sent"
+
+
+@pytest.mark.reliability
+def test_ctrl_c_of_a_ray_batch_stops_its_tasks_and_resume_finishes(
+    tmp_path: Path, server: ScriptedServer, ray_cluster: str
+) -> None:
+    make_cases(tmp_path, {"t1": "park"})
+    asked = threading.Event()
+    release = threading.Event()
+
+    def hold(n: int, body: dict[str, Any]) -> bool:
+        asked.set()
+        release.wait(120)
+        return False
+
+    server.on_request = hold
+    try:
+        proc = start_batch(tmp_path, server, "--engine", "ray", "--ray-address", ray_cluster)
+        assert asked.wait(120)
+        proc.send_signal(signal.SIGINT)
+        code, _, err = finish(proc)
+    finally:
+        server.on_request = None
+        release.set()
+    assert code == 130, err
+    task = batch_record(tmp_path)["tasks"][0]
+    assert task["state"] == "interrupted"
+    run = json.loads((tmp_path / "batch/runs/t1/run.json").read_text("utf-8"))
+    assert run["status"] == "stopped"  # the cancelled Ray task gave its run SIGINT
+
+    resumed = resume_batch(tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert states(tmp_path) == {"t1": "done"}
+    assert batch_record(tmp_path)["engine"] == "ray"  # resumed on the engine it ran on
+
+
+def test_a_ray_task_without_shared_storage_sends_its_run_back(
+    tmp_path: Path, server: ScriptedServer
+) -> None:
+    """The body of a Ray task on a node that cannot see the batch directory: it works in
+    a temporary directory and returns the run directory and the log as bytes."""
+    from deepfolder.runner.batch_ray import pack, run_on_node, unpack
+    from deepfolder.runner.batch_workers import RATE_STATE
+
+    cases = make_cases(tmp_path, {"t1": "library"})
+    (tmp_path / "batch").mkdir()
+    from deepfolder.cli import _settings_from, build_parser
+
+    args = build_parser().parse_args(["batch", str(cases), *settings_args(tmp_path, server)])
+    config = json.dumps(_settings_from(args).to_json_dict()).encode()
+    state = {
+        "task": "t1",
+        "folder": str(cases / "t1"),
+        "request": request_for(TOPICS["library"][0]),
+        "request_from": "query.jsonl",
+        "pass_request": True,
+        "run_dir": str(tmp_path / "batch" / "runs" / "t1"),
+        "multimodal": [],
+    }
+    spec = {
+        "task": "t1",
+        "state": state,
+        "batch_dir": str(tmp_path / "batch"),
+        "token": "not the driver's",  # as on a node where engine.json is not there
+        "config": config,
+        "run_archive": None,
+        "timeout_s": 120,
+        "grace_s": 5,
+    }
+    old_env = dict(os.environ)
+    os.environ.update(subprocess_env())
+    try:
+        result = run_on_node(spec)
+    finally:
+        os.environ.clear()
+        os.environ.update(old_env)
+    assert result["code"] == 0, result["output"]
+    assert not (tmp_path / "batch" / "runs").exists()  # nothing written in place
+    assert not (tmp_path / "batch" / RATE_STATE).exists()
+    back = tmp_path / "back"
+    unpack(result["run_archive"], back)
+    assert (back / "report.md").exists() and (back / "run.json").exists()
+    assert b"== attempt on ray (" in result["log"]
+    assert pack(back)[:2] == b"\x1f\x8b"
+
+
+def test_the_ray_engine_without_ray_names_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from deepfolder.cli import main
+
+    cases = tmp_path / "cases"
+    (cases / "a").mkdir(parents=True)
+    (cases / "a" / "query.txt").write_text("写报告", encoding="utf-8")
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if the extra were not installed
+    out = tmp_path / "batch"
+    argv = ["batch", str(cases), "--out", str(out), "--engine", "ray", "--model", "vllm:m"]
+    assert main([*argv, "--cache-dir", str(tmp_path / "cache")]) == 2
+    assert "pip install 'deepfolder[ray]'" in capsys.readouterr().err
+    assert not out.exists()  # refused before any work
+    assert main(["batch", str(cases), "--out", str(tmp_path / "b2"), "--ray-address", "x"]) == 2
+    assert "--ray-address goes with --engine ray" in " ".join(capsys.readouterr().err.split())
+
+
+def test_ray_task_resources_fit_the_largest_node() -> None:
+    from deepfolder.runner.batch_ray import fit_to_nodes
+
+    gib = 2**30
+    nodes = [
+        {"Alive": True, "Resources": {"CPU": 2.0, "memory": 8.0 * gib}},
+        {"Alive": False, "Resources": {"CPU": 64.0, "memory": 512.0 * gib}},
+    ]
+    assert fit_to_nodes({"num_cpus": 4, "memory": 3 * gib}, nodes) == {
+        "num_cpus": 2.0,
+        "memory": 3 * gib,
+    }
+    assert fit_to_nodes({"num_cpus": 1, "memory": gib}, nodes) == {"num_cpus": 1, "memory": gib}
+    with pytest.raises(BatchError, match=re.escape("needs 16.0 GiB of memory")):
+        fit_to_nodes({"num_cpus": 1, "memory": 16 * gib}, nodes)

@@ -21,7 +21,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from deepfolder.index.base import Index
-from deepfolder.records import Evidence, Segment, Source
+from deepfolder.records import SUPPLIED_KIND, Evidence, Segment, Source
 from deepfolder.request_model import cjk_ratio
 from deepfolder.validate.placeholders import PLACEHOLDER
 
@@ -108,7 +108,12 @@ class MaterialBrief:
 
     @property
     def evidence(self) -> list[Evidence]:
-        return [e for f in self.readable for e in f.evidence]
+        """What the model may cite from the brief: the readable files' facts, and the
+        descriptions the task supplied of files it could not read."""
+        described = [f.fact("supplied") for f in self.unreadable]
+        return [e for f in self.readable for e in f.evidence] + [
+            fact.evidence for fact in described if fact is not None
+        ]
 
     def main_file(self) -> FileBrief | None:
         """The file the report is most likely about: a document before media before
@@ -127,11 +132,16 @@ class MaterialBrief:
         blocks: list[str] = []
         for f in self.files:
             head = f"- {f.source.display_name} ({f.kind})"
+            if f.kind == SUPPLIED_KIND:
+                head = f"- {f.source.display_name} (" + (
+                    "不在文件夹中)" if zh else "not in the folder)"
+                )
+            facts = f.facts
             if f.problem:
-                blocks.append(f"{head}: {f.problem}")
-                continue
+                head = f"{head}: {f.problem}"
+                facts = [fact for fact in f.facts if fact.label == "supplied"]
             lines = [head]
-            for fact in f.facts:
+            for fact in facts:
                 ref = f" [{fact.evidence.id}]" if with_ids else ""
                 ref += f" ({fact.evidence.citation_label(language)})"
                 lines.append(f"  {names.get(fact.label, fact.label)}: {fact.text}{ref}")
@@ -155,6 +165,7 @@ _LABELS_EN = {
     "screen": "On-screen titles",
     "speech": "Speech (opening)",
     "text": "Opening text",
+    "supplied": "Description supplied with the task (not read from the file)",
 }
 _LABELS_ZH = {
     "title": "标题",
@@ -168,6 +179,7 @@ _LABELS_ZH = {
     "screen": "画面文字（标题）",
     "speech": "语音（开头）",
     "text": "开头文字",
+    "supplied": "任务提供的描述（并非读自文件）",
 }
 
 

@@ -518,16 +518,7 @@ def material_notes(
     if brief is None:
         return []
     zh = language.startswith("zh")
-    notes: list[str] = []
-    missing = missing_material(provided, brief)
-    if missing and zh:
-        what = "、".join(MATERIAL_NAMES_ZH[g] for g in missing)
-        notes.append(f"请求提到的{what}不在所给文件夹中（或无法读取），本报告未能依据它撰写。")
-    elif missing:
-        notes.append(
-            f"The request refers to {', '.join(missing)} that the folder does not hold "
-            "(or that could not be read); the report could not draw on it."
-        )
+    notes = missing_notes(provided, brief, language)
     for f in brief.unreadable:
         name = f.source.display_name
         notes.append(
@@ -536,3 +527,18 @@ def material_notes(
             else f"{name} could not be read offline: {f.problem}."
         )
     return notes
+
+
+def missing_notes(provided: Iterable[str], brief: MaterialBrief, language: str) -> list[str]:
+    """The note on the material the request builds on that the folder lacks (none when
+    it lacks nothing)."""
+    missing = missing_material(provided, brief)
+    if not missing:
+        return []
+    if language.startswith("zh"):
+        what = "、".join(MATERIAL_NAMES_ZH[g] for g in missing)
+        return [f"请求提到的{what}不在所给文件夹中（或无法读取），本报告未能依据它撰写。"]
+    return [
+        f"The request refers to {', '.join(missing)} that the folder does not hold "
+        "(or that could not be read); the report could not draw on it."
+    ]

@@ -659,6 +659,7 @@ def figure_line(ev: Evidence) -> str:
 
 def run_pipeline(state: RunState) -> Generator[Step, None, None]:
     notes = grounding.material_notes(state.constraints.material_kinds, state.brief, state.language)
+    notes += state.absent_notes
     for note in notes:
         yield NoteStep(turn=state.turn, message=note, level="warning")
     state.notes = notes

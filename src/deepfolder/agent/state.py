@@ -76,6 +76,8 @@ class RunState:
     """What the user's own files are (built in code before planning)."""
     notes: list[str] = field(default_factory=list)
     """What the report says it could not use (missing or unreadable material)."""
+    absent_notes: list[str] = field(default_factory=list)
+    """The files the task names (its material entries) that the folder lacks, as notes."""
     section_titles: list[str] = field(default_factory=list)
     """Titles of every planned section (a section's scope leaves out what another is about)."""
     body_sections: int = 0

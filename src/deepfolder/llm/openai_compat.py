@@ -8,6 +8,9 @@ A thin adapter: the wire format, retries and usage, no agent logic. Subtle parts
   ``on_retry`` (the run records it as a :class:`~deepfolder.records.RetryStep`). 429,
   408, 409, 5xx, timeouts and connection errors are retried with exponential backoff and
   full jitter; a ``Retry-After`` header (seconds or HTTP date) is honoured.
+- With a :class:`~deepfolder.llm.rate_limit.RequestPacer` (``model.max_requests_per_minute``,
+  or a batch's shared state), every attempt waits for its turn first, and a
+  ``Retry-After`` holds every client sharing the pacer, not only this one.
 - The body of a 200 reply is parsed here, not by the SDK (``with_raw_response``): a body
   that is not JSON, is cut off, is an error object, or has no usable choice/message is
   a *malformed reply* and is retried like a 5xx; when the retries run out it is a
@@ -45,6 +48,7 @@ from deepfolder.llm.base import (
     ToolSpec,
 )
 from deepfolder.llm.guard import check_model_request_allowed
+from deepfolder.llm.rate_limit import RequestPacer
 from deepfolder.llm.tokens import estimate_tokens
 from deepfolder.records import RetryStep, Usage
 
@@ -182,6 +186,7 @@ class OpenAIChatModel:
         backoff_max_s: float = 60.0,
         default_temperature: float | None = None,
         default_max_tokens: int | None = None,
+        pacer: RequestPacer | None = None,
     ) -> None:
         from openai import OpenAI  # imported here: `deepfolder --help` stays fast
 
@@ -206,6 +211,8 @@ class OpenAIChatModel:
         self.backoff_max_s = backoff_max_s
         self.default_temperature = default_temperature
         self.default_max_tokens = default_max_tokens
+        self.pacer = pacer
+        """Spaces the requests and shares Retry-After holds (None: no pacing)."""
         self.retries_total = 0
         """Retries made by this model so far (all calls)."""
         self.on_retry: RetryListener | None = None
@@ -274,6 +281,8 @@ class OpenAIChatModel:
             status: int | None = None
             retry_after: float | None = None
             error: Exception
+            if self.pacer is not None:
+                self.pacer.wait_turn()
             try:
                 raw = self._client.chat.completions.with_raw_response.create(**request)
                 status = raw.http_response.status_code
@@ -288,6 +297,8 @@ class OpenAIChatModel:
                     ) from exc
                 status, reason, error = exc.status_code, f"HTTP {exc.status_code}", exc
                 retry_after = _retry_after_seconds(exc.response.headers.get("retry-after"))
+                if retry_after is not None and self.pacer is not None:
+                    self.pacer.hold(retry_after)  # every client sharing the pacer waits too
             except MalformedReply as exc:
                 reason, error = f"malformed reply (HTTP {status})", exc
             else:

@@ -64,6 +64,7 @@ def _create(
             "construct deepfolder.llm.fake.ScriptedModel / FunctionModel directly."
         )
     from deepfolder.llm.openai_compat import OpenAIChatModel
+    from deepfolder.llm.rate_limit import shared_pacer
 
     cfg = settings.model
     model = OpenAIChatModel(
@@ -76,6 +77,7 @@ def _create(
         max_retries=cfg.max_retries,
         default_temperature=cfg.temperature,
         default_max_tokens=cfg.max_output_tokens,
+        pacer=shared_pacer(cfg.max_requests_per_minute),
     )
     if not model.supports_native_tools:
         return TextToolModel(model)

@@ -30,9 +30,12 @@ Tasks that share a folder share its index: the index cache is keyed by the folde
 the ingest settings, and the ingest lock (:mod:`deepfolder.ingest.lock`) makes a second
 worker wait for the first one's ingest and then find every file cached.
 
+``--engine ray`` runs each task as a Ray task on a cluster instead (:mod:`.batch_ray`);
+``batch.json`` records the engine, and ``--resume`` keeps it unless told otherwise.
+
 Here: starting and resuming a batch. The tasks and ``batch.json``:
-:mod:`.batch_tasks`; the worker processes: :mod:`.batch_workers`; the summary:
-:mod:`.batch_summary`.
+:mod:`.batch_tasks`; the worker processes: :mod:`.batch_workers`; the Ray engine:
+:mod:`.batch_ray`; the summary: :mod:`.batch_summary`.
 """
 
 from __future__ import annotations
@@ -105,6 +108,8 @@ def start_batch(
     timeout_s: float | None,
     command: list[str],
     console: Console,
+    engine: str = "local",
+    ray_address: str | None = None,
 ) -> int:
     """Lay out a new batch directory, run every task, write the summary; the exit status."""
     layout, specs = discover_tasks(cases_dir, only)
@@ -125,6 +130,7 @@ def start_batch(
     embedded = is_embedded(settings)
     jobs = jobs if jobs is not None else (1 if embedded else 4)
     _check_jobs(jobs, timeout_s)
+    _check_engine(engine, ray_address)
     (batch_dir / "runs").mkdir(parents=True, exist_ok=True)
     (batch_dir / "logs").mkdir(exist_ok=True)
     with _batch_lock(batch_dir):
@@ -141,11 +147,14 @@ def start_batch(
             timeout_per_task_s=timeout_s,
             tasks=[_task_state(spec, batch_dir) for spec in specs],
             started_at=timestamp(),
+            engine=engine,
+            ray_address=ray_address,
         )
         batch.save()
+        where = "" if engine == "local" else f" on Ray ({ray_address or 'a local cluster'})"
         console.print(
             f"[bold]deepfolder batch[/] {cases} → {batch_dir}: {len(specs)} task(s), "
-            f"{escape(batch.model)}, {jobs} at a time"
+            f"{escape(batch.model)}, {jobs} at a time{escape(where)}"
         )
         if embedded and jobs > 1:
             console.print(
@@ -163,8 +172,11 @@ def resume_batch(
     timeout_s: float | None,
     command: list[str],
     console: Console,
+    engine: str | None = None,
+    ray_address: str | None = None,
 ) -> int:
-    """Continue the batch in ``batch_dir`` (default: the newest of ``cases_dir``)."""
+    """Continue the batch in ``batch_dir`` (default: the newest of ``cases_dir``), on
+    the engine it ran on unless ``engine`` / ``ray_address`` say otherwise."""
     batch_dir = (batch_dir or find_batch_dir(cases_dir)).resolve()
     with _batch_lock(batch_dir):
         batch = Batch.load(batch_dir)
@@ -177,6 +189,10 @@ def resume_batch(
         if timeout_s is not None:
             batch.timeout_per_task_s = timeout_s
         _check_jobs(batch.jobs, batch.timeout_per_task_s)
+        if engine is not None:
+            batch.engine, batch.ray_address = engine, None
+        batch.ray_address = ray_address or batch.ray_address
+        _check_engine(batch.engine, batch.ray_address)
         todo = [t for t in batch.tasks if t.state != "done"]
         batch.resumes.append({"at": timestamp(), "command": command, "tasks": len(todo)})
         batch.ended_at = None
@@ -193,6 +209,17 @@ def _check_jobs(jobs: int, timeout_s: float | None) -> None:
         raise BatchError(f"--jobs {jobs}: give at least 1")
     if timeout_s is not None and timeout_s <= 0:
         raise BatchError(f"--timeout-per-task {timeout_s:g}: give a positive number of seconds")
+
+
+def _check_engine(engine: str, ray_address: str | None) -> None:
+    if engine not in ("local", "ray"):
+        raise BatchError(f"--engine {engine}: choose local or ray")
+    if ray_address and engine != "ray":
+        raise BatchError("--ray-address goes with --engine ray")
+    if engine == "ray":  # the extra's one-line message before any work
+        from deepfolder.runner.batch_ray import import_ray
+
+        import_ray()
 
 
 def _check_settings(batch: Batch) -> None:
@@ -252,8 +279,19 @@ def _batch_lock(batch_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
+def _scheduler(batch: Batch, console: Console) -> Scheduler:
+    if batch.engine != "ray":
+        return Scheduler(batch, console)
+    from deepfolder.runner.batch_ray import RayScheduler, task_resources
+    from deepfolder.settings import load_settings
+
+    settings = load_settings(config_path=batch.dir / CONFIG)
+    resources = task_resources(batch, settings.embedded.n_threads, settings.embedded.name)
+    return RayScheduler(batch, console, address=batch.ray_address, resources=resources)
+
+
 def _run_and_summarize(batch: Batch, console: Console) -> int:
-    scheduler = Scheduler(batch, console)
+    scheduler = _scheduler(batch, console)
     try:
         scheduler.run()
     except KeyboardInterrupt:

@@ -168,6 +168,9 @@ class Batch:
     started_at: str = ""
     ended_at: str | None = None
     resumes: list[dict[str, Any]] = field(default_factory=list)
+    engine: str = "local"
+    """``local`` (worker processes here) or ``ray`` (Ray tasks on a cluster)."""
+    ray_address: str | None = None
 
     def save(self) -> None:
         data = {k: v for k, v in asdict(self).items() if k != "dir"}

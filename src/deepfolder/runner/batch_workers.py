@@ -31,13 +31,24 @@ from rich.markup import escape
 from rich.text import Text
 
 import deepfolder
+from deepfolder.agent.task_material import MATERIAL_NOTES, parse_entries, write_entries
+from deepfolder.llm.rate_limit import RATE_STATE_ENV
 from deepfolder.runner.batch_summary import task_row
-from deepfolder.runner.batch_tasks import CONFIG, Batch, BatchError, TaskState, timestamp
+from deepfolder.runner.batch_tasks import (
+    BATCH_RECORD,
+    CONFIG,
+    Batch,
+    BatchError,
+    TaskState,
+    timestamp,
+)
 from deepfolder.runner.resume import RUN_RECORD
 
 STOP_GRACE_S = 10.0
 """Seconds a stopped worker gets to mark its run stopped before it is killed."""
 POLL_S = 0.2
+RATE_STATE = "rate_limit.json"
+"""The request-rate state shared by the batch's workers, in the batch directory."""
 
 
 @dataclass
@@ -114,7 +125,7 @@ class Scheduler:
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=_worker_env(),
+            env=worker_env(self.batch.dir),
             start_new_session=True,  # the task's own process group, for timeouts
             preexec_fn=self.arm,  # safe: the batch process runs no other thread
         )
@@ -128,18 +139,8 @@ class Scheduler:
         self.batch.save()
 
     def _command(self, task: TaskState, run_dir: Path, status: str | None) -> list[str]:
-        run = [sys.executable, "-m", "deepfolder.cli", "run"]
-        if status is not None:  # an interrupted run: its own folder, request and settings
-            return [*run, "--resume", str(run_dir)]
-        if run_dir.exists():
-            _clear_unstarted(run_dir)
-        request = [task.request] if task.pass_request else []
-        return [
-            *run,
-            task.folder,
-            *request,
-            *("--out", str(run_dir), "--config", str(self.batch.dir / CONFIG)),
-        ]
+        notes = write_material(task, self.batch.dir / "material" / f"{task.task}.json")
+        return run_command(task, run_dir, status, self.batch.dir / CONFIG, notes)
 
     def _watch(self, worker: Worker) -> None:
         code = worker.proc.poll()
@@ -219,7 +220,7 @@ class Scheduler:
         ended = sum(t.state in ("done", "failed", "timed_out") for t in b.tasks)
         pending = b.count("pending")
         text = (
-            f"[{ended}/{total}] done {b.count('done')} · running {len(self.running)} · "
+            f"[{ended}/{total}] done {b.count('done')} · running {len(self._started())} · "
             f"failed {b.count('failed')} · timed out {b.count('timed_out')} · "
             f"pending {pending} · ETA {self._eta(pending)}"
         )
@@ -230,8 +231,12 @@ class Scheduler:
             return "?"
         mean = sum(self.done_walls) / len(self.done_walls)
         now = time.time()
-        left = pending * mean + sum(max(0.0, mean - (now - w.started)) for w in self.running)
+        left = pending * mean + sum(max(0.0, mean - (now - t)) for t in self._started())
         return _duration(left / self.batch.jobs)
+
+    def _started(self) -> list[float]:
+        """When each running task started."""
+        return [w.started for w in self.running]
 
 
 def _duration(seconds: float) -> str:
@@ -255,7 +260,42 @@ def _run_status(run_dir: Path) -> str | None:
     return str(data.get("status") or "running") if isinstance(data, dict) else None
 
 
-UNSTARTED = {"request.txt", "settings.json"}
+def run_command(
+    task: TaskState, run_dir: Path, status: str | None, config: Path, notes: Path | None
+) -> list[str]:
+    """The worker's command: ``run --resume`` for a run that started (``status``, from its
+    ``run.json``), else a new run into ``run_dir`` (cleared when it holds only what a run
+    writes before it starts) with the batch's ``config`` and the task's material ``notes``."""
+    run = [sys.executable, "-m", "deepfolder.cli", "run"]
+    if status is not None:  # an interrupted run: its own folder, request and settings
+        return [*run, "--resume", str(run_dir)]
+    if run_dir.exists():
+        _clear_unstarted(run_dir)
+    request = [task.request] if task.pass_request else []
+    return [
+        *run,
+        task.folder,
+        *request,
+        *("--out", str(run_dir), "--config", str(config)),
+        *(["--material-notes", str(notes)] if notes else []),
+    ]
+
+
+def write_material(task: TaskState, path: Path) -> Path | None:
+    """Write the task's ``multimodal`` entries to ``path`` for ``run --material-notes``;
+    None when it has none. A bad entry is a :class:`BatchError` (it fails that task)."""
+    if not task.multimodal:
+        return None
+    try:
+        entries = parse_entries(task.multimodal, f"{BATCH_RECORD} task {task.task}")
+    except ValueError as exc:
+        raise BatchError(f"{exc} (its multimodal entries)") from exc
+    path.parent.mkdir(exist_ok=True)
+    write_entries(path, entries)
+    return path
+
+
+UNSTARTED = {"request.txt", "settings.json", MATERIAL_NOTES}
 """What a run writes before its ``run.json``: a directory holding only these did no work."""
 
 
@@ -310,10 +350,12 @@ def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
         os.killpg(proc.pid, sig)
 
 
-def _worker_env() -> dict[str, str]:
-    """The batch's environment, with this deepfolder first on the path and wide lines in
-    the logs (so an error message is one line)."""
+def worker_env(batch_dir: Path) -> dict[str, str]:
+    """The batch's environment, with this deepfolder first on the path, wide lines in
+    the logs (so an error message is one line), and the request rate's state file that
+    all the batch's workers share (``model.max_requests_per_minute``, Retry-After)."""
     env = dict(os.environ)
+    env[RATE_STATE_ENV] = str(batch_dir / RATE_STATE)
     here = str(Path(deepfolder.__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH")) if p)
     env["COLUMNS"] = "400"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 
 class RunSetupError(ValueError):
@@ -40,6 +42,19 @@ def resolve_request(folder: Path, request: str | None) -> tuple[str, str]:
         f'or write it to {query_txt}, or add a line {{"task": "{folder.name}", "query": …}} '
         f"to {jsonl}"
     )
+
+
+def query_jsonl_material(folder: Path) -> list[Any]:
+    """The ``multimodal`` entries of the folder's line in the ``query.jsonl`` beside it
+    (the benchmark's descriptions of the task's files); empty when there are none."""
+    jsonl = folder.parent / "query.jsonl"
+    for line in jsonl.read_text(encoding="utf-8-sig").splitlines():
+        with contextlib.suppress(json.JSONDecodeError):
+            entry = json.loads(line) if line.strip() else None
+            if isinstance(entry, dict) and str(entry.get("task")) == folder.name:
+                found = entry.get("multimodal") or []
+                return found if isinstance(found, list) else [found]
+    return []
 
 
 def choose_run_dir(folder: Path, out: Path | None) -> Path:

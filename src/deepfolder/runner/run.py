@@ -19,6 +19,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from deepfolder.agent.task_material import MaterialEntry
 from deepfolder.llm.base import ChatModel, ModelError
 from deepfolder.runner.resume import ResumePlan, mark_stopped
 from deepfolder.runner.session import open_run, prepare
@@ -47,6 +48,7 @@ def run_task(
     vision: ChatModel | None = None,
     resume: ResumePlan | None = None,
     on_run_dir: Callable[[Path], None] | None = None,
+    material: list[MaterialEntry] | None = None,
 ) -> RunResult:
     """Run one task end to end and write the run directory.
 
@@ -55,10 +57,18 @@ def run_task(
     interrupted run in its own directory (``runner/resume.py``; folder, request and
     settings then come from the plan). ``on_run_dir`` is told the run directory as soon
     as it exists, so a caller can print the resume command when the run is stopped.
+    ``material`` is the task's description of its files (``agent/task_material.py``).
     """
     console = console or Console(stderr=True)
     setup = open_run(
-        folder, request, settings, out=out, model=model, console=console, resume=resume
+        folder,
+        request,
+        settings,
+        out=out,
+        model=model,
+        console=console,
+        resume=resume,
+        material=material,
     )
     run_dir = setup.run_dir
     if on_run_dir is not None:

@@ -29,10 +29,20 @@ from rich.console import Console
 from rich.markup import escape
 
 from deepfolder.agent.brief import build_brief
+from deepfolder.agent.grounding import missing_notes
 from deepfolder.agent.loop import run_agent
 from deepfolder.agent.pipeline import run_pipeline
 from deepfolder.agent.recording import RecordedModel
 from deepfolder.agent.state import Conversation, RunState
+from deepfolder.agent.task_material import (
+    MATERIAL_NOTES,
+    MaterialEntry,
+    absent_notes,
+    apply_entries,
+    parse_entries,
+    read_entries,
+    write_entries,
+)
 from deepfolder.analysis.sandbox import SandboxLimits
 from deepfolder.llm.base import ChatModel, ModelError, set_retry_listener
 from deepfolder.prompts.writing import (
@@ -45,7 +55,12 @@ from deepfolder.records import Evidence, FinalAnswerStep, NoteStep, Step, TaskSt
 from deepfolder.report.render import finalize_markdown, markdown_to_html, title_of
 from deepfolder.request_model import RequestConstraints, parse_request
 from deepfolder.runner.outputs import comparison_text, write_json, write_text
-from deepfolder.runner.request import RunSetupError, choose_run_dir, resolve_request
+from deepfolder.runner.request import (
+    RunSetupError,
+    choose_run_dir,
+    query_jsonl_material,
+    resolve_request,
+)
 from deepfolder.runner.resume import (
     ResumePlan,
     mark_finished,
@@ -90,9 +105,13 @@ def open_run(
     model: ChatModel | None,
     console: Console,
     resume: ResumePlan | None,
+    material: list[MaterialEntry] | None = None,
 ) -> RunSetup:
     """Resolve the request and the model, then write a new run directory, or take the
-    interrupted run's own (``resume``: folder, request and settings come from the plan).
+    interrupted run's own (``resume``: folder, request and settings come from the plan;
+    the task's ``material`` entries from its ``material_notes.json``). Without
+    ``material``, a request found in a ``query.jsonl`` line brings that line's
+    ``multimodal`` entries.
     Raises :class:`RunSetupError` naming what to fix."""
     if resume is not None:
         folder, request, settings = resume.folder, resume.request, resume.settings
@@ -100,6 +119,8 @@ def open_run(
     if not folder.is_dir():
         raise RunSetupError(f"{folder} is not a folder; give the folder that holds the materials")
     request_text, request_origin = resolve_request(folder, request)
+    if material is None and request_origin.endswith(f"(task {folder.name})"):
+        material = _jsonl_material(folder)  # the benchmark's line may describe files
     if model is None:  # before any work, so a missing key or package fails at once
         from deepfolder.llm.registry import create_chat_model
 
@@ -119,6 +140,8 @@ def open_run(
             "request_from": request_origin,
         },
     )
+    if material:
+        write_entries(run_dir / MATERIAL_NOTES, material)
     start_run_record(run_dir, folder, settings)  # last: a run.json means resumable
     console.print(f"[bold]deepfolder run[/] {folder} → {run_dir}")
     return RunSetup(run_dir, folder, request_text, settings, model, console, None)
@@ -134,17 +157,24 @@ def prepare(setup: RunSetup, vision: ChatModel | None) -> RunSession:
     tools = available_tools(ctx)
     policy = choose_policy(setup.settings, setup.model)
     brief = build_brief(corpus.index, vision_available=ctx.vision is not None)
+    absent = apply_entries(brief, _material_entries(setup.run_dir))
     for f in brief.unreadable:
         setup.console.print(f"[yellow]{f.source.display_name}: {f.problem}[/]")
     recorder = _recorder(setup, ctx)
     if ctx.mcp is not None:  # from now on a server that dies mid-run is on record too
         ctx.mcp.on_problem = lambda message: _mcp_problem(setup.console, recorder, message)
     summary = corpus.summary()
+    zh = constraints.language.startswith("zh")
     if brief.files:  # the user's own files, from the files themselves, with citations
         ctx.remember(brief.evidence)
-        zh = constraints.language.startswith("zh")
         head = "用户提供的文件（摘要）" if zh else "The user's files (brief)"
         summary += f"\n\n{head}:\n{brief.render(constraints.language)}"
+    notes = missing_notes(constraints.material_kinds, brief, constraints.language)
+    notes += absent_notes(absent, constraints.language)
+    if notes:  # the request's material the folder lacks: the report says so (the
+        # unreadable files' problems are in the brief already)
+        head = "报告须说明缺少的材料" if zh else "Missing material the report must mention"
+        summary += f"\n\n{head}:\n" + "\n".join(f"- {n}" for n in notes)
     state = RunState(
         model=setup.model,
         ctx=ctx,
@@ -155,8 +185,28 @@ def prepare(setup: RunSetup, vision: ChatModel | None) -> RunSession:
         conv=_conversation(setup.request, constraints, summary),
         max_tokens=min(setup.settings.model.max_output_tokens, 2048),
         brief=brief,
+        absent_notes=absent_notes(absent, constraints.language),
     )
     return RunSession(setup, corpus, state, policy, recorder, summary)
+
+
+def _jsonl_material(folder: Path) -> list[MaterialEntry]:
+    jsonl = folder.parent / "query.jsonl"
+    try:
+        return parse_entries(query_jsonl_material(folder), f"{jsonl} (task {folder.name})")
+    except ValueError as exc:
+        raise RunSetupError(f"{exc} (its multimodal entries)") from exc
+
+
+def _material_entries(run_dir: Path) -> list[MaterialEntry]:
+    """The task's own material entries (``--material-notes``), kept in the run directory."""
+    path = run_dir / MATERIAL_NOTES
+    if not path.exists():
+        return []
+    try:
+        return read_entries(path)
+    except ValueError as exc:
+        raise RunSetupError(str(exc)) from exc
 
 
 def choose_policy(settings: Settings, model: ChatModel) -> str:
