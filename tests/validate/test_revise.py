@@ -401,3 +401,35 @@ def test_a_short_report_never_pads_its_title_section(evidence, by_id, seen) -> N
     instructions = revision_instructions(report, text, constraints)
     expand = {i.section_title for i in instructions if "expand this section" in i.message}
     assert expand == {"（2）核心数据摘要", "（3）简要提示"}
+
+
+def test_evidence_found_during_revision_is_seen_at_the_end(evidence, by_id, seen) -> None:
+    """Case 009: a rewrite cited passages its writer had just searched up; the strip at
+    the end used the evidence seen before the rounds and marked them "[来源待核实]"."""
+    constraints = parse_request(REQUEST)
+    found_later = evidence["unseen"]
+    live = set(seen)
+
+    def rewrite(section: Section, instructions: list[RevisionInstruction]) -> str:
+        live.add(found_later.id)  # the writer's search shows it
+        return f"{section.body.rstrip()}\n\n平台应履行审核义务[{found_later.id}]。\n"
+
+    def no_section(required: RequiredSection, instructions: list[RevisionInstruction]) -> str:
+        return ""
+
+    def run(seen_ids):  # type: ignore[no-untyped-def]
+        final, _ = revise_until_valid(
+            _short_report(evidence),
+            constraints,
+            rewrite_section=rewrite,
+            add_section=no_section,
+            validate=lambda t: validate_report(t, constraints, resolve=by_id.get, seen_ids=live),
+            max_rounds=1,
+            resolve=by_id.get,
+            seen_ids=seen_ids,
+        )
+        return final
+
+    assert f"[{found_later.id}]" in run(lambda: set(live))
+    live.discard(found_later.id)
+    assert "来源待核实" in run(set(seen))  # taken before the rounds: marked

@@ -203,7 +203,7 @@ class Revisor:
             validate=self.validate,
             max_rounds=self.settings.validate_.max_revisions,
             resolve=self.citable,
-            seen_ids=set(self.state.ctx.seen) | set(self.state.ctx.created),
+            seen_ids=lambda: set(self.state.ctx.seen) | set(self.state.ctx.created),
             on_round=self.on_round,
         )
         last = reports[-1]

@@ -506,7 +506,7 @@ def revise_until_valid(
     validate: Callable[[str], ValidationReport],
     max_rounds: int,
     resolve: Resolver | None = None,
-    seen_ids: set[str] | None = None,
+    seen_ids: set[str] | Callable[[], set[str]] | None = None,
     on_round: Callable[[int, ValidationReport, list[RevisionInstruction]], None] | None = None,
 ) -> tuple[str, list[ValidationReport]]:
     """Validate, revise section by section, repeat; at most ``max_rounds`` revisions.
@@ -514,7 +514,9 @@ def revise_until_valid(
     Returns the final text and every validation made (the first is of the original
     text, the last of the final text). With ``resolve`` given, wrong citation labels are
     repaired in code each round and, at the end, citations that do not resolve are
-    stripped/marked (recorded in the last report's ``notes``)."""
+    stripped/marked (recorded in the last report's ``notes``). ``seen_ids`` may be a
+    callable: the evidence a revision finds (its writer searches again) is seen too,
+    and a set taken before the rounds would mark its citations unverified."""
     text = report_text
     reports: list[ValidationReport] = []
     language = constraints.language
@@ -540,7 +542,8 @@ def revise_until_valid(
             break
         text = new_text
     fixed_text, fixed_notes = remove_code_fixable(text, reports[-1], constraints)
-    stripped, done = strip_unresolvable_citations(fixed_text, resolve, seen_ids, language=language)
+    seen = seen_ids() if callable(seen_ids) else seen_ids
+    stripped, done = strip_unresolvable_citations(fixed_text, resolve, seen, language=language)
     done = fixed_notes + done
     if done:
         final = validate(stripped)
