@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -490,7 +491,18 @@ COMMANDS = {
 }
 
 
+def _stop_on_sigint() -> None:
+    """Ctrl-C stops a run gracefully (exit 130, the resume command) however deepfolder
+    was started: a shell starts background jobs with SIGINT ignored, and Python then
+    leaves it ignored, so a batch's timeout, the viewer's cancel and ``kill -INT``
+    (all SIGINT) were lost on a run or batch started that way."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def main(argv: list[str] | None = None) -> int:
+    _stop_on_sigint()
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded by batch

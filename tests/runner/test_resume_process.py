@@ -86,7 +86,13 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def start_run(workspace: Path, server: ScriptedServer, out: Path) -> subprocess.Popen[str]:
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def start_run(
+    workspace: Path, server: ScriptedServer, out: Path, parent_ignores_sigint: bool = False
+) -> subprocess.Popen[str]:
     command = [
         *(sys.executable, "-m", "deepfolder.cli", "run", str(workspace / "folder"), REQUEST),
         *("--model", "vllm:test-model", "--base-url", server.base_url),
@@ -94,7 +100,13 @@ def start_run(workspace: Path, server: ScriptedServer, out: Path) -> subprocess.
         *("--config", str(workspace / "config.json")),
     ]
     return subprocess.Popen(
-        command, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        command,
+        env=subprocess_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # a shell's background job starts with SIGINT ignored (`cmd &`, a batch under nohup)
+        preexec_fn=_ignore_sigint if parent_ignores_sigint else None,
     )
 
 
@@ -200,13 +212,19 @@ def test_sigkill_then_resume_sends_no_recorded_call_again(
     assert len(server.requests) == start + sum(sent_again.values())
 
 
+@pytest.mark.parametrize("parent_ignores_sigint", [False, True], ids=["foreground", "background"])
 def test_ctrl_c_stops_cleanly_and_prints_the_resume_command(
-    workspace: Path, server: ScriptedServer, baseline: tuple[Path, list[str]]
+    workspace: Path,
+    server: ScriptedServer,
+    baseline: tuple[Path, list[str]],
+    parent_ignores_sigint: bool,
 ) -> None:
+    """Also when started as a shell's background job, which ignores SIGINT: the run
+    used to go on to the end (a batch's timeout and the viewer's cancel send SIGINT)."""
     done, expected = baseline
-    out = workspace / "ctrl-c"
+    out = workspace / f"ctrl-c-{parent_ignores_sigint}"
     start = len(server.requests)
-    proc = start_run(workspace, server, out)
+    proc = start_run(workspace, server, out, parent_ignores_sigint)
 
     def interrupt(n: int, body: dict[str, Any]) -> bool:
         if n - start == 3:
