@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import ipaddress
 import json
 import os
 from collections.abc import Mapping
@@ -583,3 +584,14 @@ def load_settings(
         return Settings.model_validate(data)
     except Exception as exc:  # pydantic's message names the field and the bad value
         raise SettingsError(f"invalid settings: {exc}") from exc
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a listening address is this machine only (``deepfolder serve`` and
+    ``deepfolder mcp --transport http`` ask for a token on any other)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -18,10 +18,11 @@ from fastapi.testclient import TestClient
 from deepfolder.cli import main
 from deepfolder.records import Evidence, Locator, Segment, Source
 from deepfolder.report.render import finalize_markdown, markdown_to_html
-from deepfolder.serve.app import ServeConfig, create_app, is_loopback
+from deepfolder.serve.app import ServeConfig, create_app
 from deepfolder.serve.catalog import path_id
 from deepfolder.serve.evidence import passage_char_ranges
 from deepfolder.serve.pages import annotate_citations
+from deepfolder.settings import is_loopback
 from scripted_server import ScriptedServer, completion, tool_call
 from serve_fixtures import demo_run
 

@@ -65,7 +65,8 @@ def run_serve(args: argparse.Namespace, console: Console) -> int:
         raise ServeSetupError(
             f"deepfolder serve needs {', '.join(missing)}: pip install 'deepfolder[serve]'"
         )
-    from deepfolder.serve.app import ServeConfig, is_loopback, new_token, serve
+    from deepfolder.serve.app import ServeConfig, new_token, serve
+    from deepfolder.settings import is_loopback
 
     roots = [Path(r) for r in args.runs] or [Path("runs")]
     default = Path("runs")

@@ -23,7 +23,6 @@ worker threads (:class:`~deepfolder.server.folder.FolderService` serialises them
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import sys
 import traceback
 from typing import Any
@@ -233,15 +232,6 @@ async def serve_stdio(service: FolderService) -> None:
     server = build_server(service)
     async with stdio_server() as (read_stream, write_stream):
         await server.run(read_stream, write_stream, server.create_initialization_options())
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def http_app(service: FolderService, host: str, token: str | None) -> Any:

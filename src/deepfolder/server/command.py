@@ -53,8 +53,9 @@ def add_mcp_parser(sub: Any) -> argparse.ArgumentParser:
 def serve_mcp(args: argparse.Namespace, settings: Settings, console: Console) -> int:
     """Start the server; returns the exit status when it stops (2: cannot start)."""
     try:
-        from deepfolder.server.app import is_loopback, serve_http, serve_stdio
+        from deepfolder.server.app import serve_http, serve_stdio
         from deepfolder.server.folder import FolderService
+        from deepfolder.settings import is_loopback
     except ImportError as exc:
         console.print(
             f"[red]error:[/] deepfolder mcp needs the 'mcp' extra: pip install "
