@@ -158,10 +158,7 @@ class RayScheduler(Scheduler):
         remote = ray.remote(run_on_node).options(
             max_retries=1, retry_exceptions=False, **self.resources
         )
-        queue = [t for t in self.batch.tasks if t.state != "done"]
-        for task in queue:  # an earlier batch process may have died with tasks running
-            task.state, task.pid = "pending", None
-        self.batch.save()
+        queue = self.batch.unfinished()
         live = Live(console=self.console, auto_refresh=False, transient=True)
         if self.console.is_terminal:
             live.start()

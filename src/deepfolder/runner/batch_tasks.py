@@ -172,6 +172,15 @@ class Batch:
     """``local`` (worker processes here) or ``ray`` (Ray tasks on a cluster)."""
     ray_address: str | None = None
 
+    def unfinished(self) -> list[TaskState]:
+        """The tasks still to run, set back to pending (an earlier batch process may
+        have died with tasks running) and saved so."""
+        queue = [t for t in self.tasks if t.state != "done"]
+        for task in queue:
+            task.state, task.pid = "pending", None
+        self.save()
+        return queue
+
     def save(self) -> None:
         data = {k: v for k, v in asdict(self).items() if k != "dir"}
         write_json_durably(self.dir / BATCH_RECORD, data)

@@ -78,10 +78,7 @@ class Scheduler:
         self.arm = _die_with_batch()
 
     def run(self) -> None:
-        queue = [t for t in self.batch.tasks if t.state != "done"]
-        for task in queue:  # an earlier batch process may have died with tasks running
-            task.state, task.pid = "pending", None
-        self.batch.save()
+        queue = self.batch.unfinished()
         live = Live(console=self.console, auto_refresh=False, transient=True)
         if self.console.is_terminal:
             live.start()
